@@ -1,0 +1,25 @@
+"""refloss: reference retrieval and contrastive losses on every Array API backend."""
+
+from ._corrections import (
+    apply_score_mask,
+    logq_correction,
+    mine_hard_negatives,
+    remove_accidental_hits,
+)
+from ._softmax import logsumexp, softmax_cross_entropy
+from .gradients import value_and_grad
+from .retrieval import retrieval_loss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "apply_score_mask",
+    "logq_correction",
+    "logsumexp",
+    "mine_hard_negatives",
+    "remove_accidental_hits",
+    "retrieval_loss",
+    "softmax_cross_entropy",
+    "value_and_grad",
+]

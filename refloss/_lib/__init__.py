@@ -1,0 +1,1 @@
+"""Private helpers: namespace resolution, input validation, dtype and device utilities."""

@@ -1,0 +1,10 @@
+"""The single import point for array-api-compat and array-api-extra."""
+
+from array_api_compat import (
+    array_namespace,
+    device,
+    is_jax_array,
+    is_lazy_array,
+)
+
+__all__ = ["array_namespace", "device", "is_jax_array", "is_lazy_array"]

@@ -1,0 +1,257 @@
+"""Input validation with errors that name the argument, the expectation and what was given.
+
+Every public function validates its inputs here before any arithmetic, so a user sees
+``ValueError: candidate_sampling_probability must have shape (6,) (one entry per candidate
+column), got shape (4,)`` rather than a broadcasting error from deep inside a backend.
+
+Shape, rank and dtype checks are static and always run. Checks on array *values* (a
+probability outside ``[0, 1]``) read one boolean to the host; they are skipped when the
+array cannot be read eagerly (a ``jax.jit`` tracer, a lazy array).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import sys
+from collections.abc import Mapping
+
+from ._compat import array_namespace, device, is_jax_array, is_lazy_array
+from ._typing import Array, ArrayNamespace
+
+REDUCTIONS = ("sum", "mean", "none")
+
+
+def _library(x: object) -> str:
+    """Name of the library an array comes from, for error messages."""
+    return type(x).__module__.split(".")[0]
+
+
+def resolve_namespace(
+    arrays: Mapping[str, Array | None], *, xp: ArrayNamespace | None
+) -> ArrayNamespace:
+    """Return the array namespace shared by the named arrays (``None`` entries ignored).
+
+    Parameters
+    ----------
+    arrays : mapping of str to array or None
+        Argument name to value, in signature order.
+    xp : namespace or None
+        An explicit namespace; when given it is returned unchanged after the arrays are
+        checked to belong to one library.
+
+    Raises
+    ------
+    TypeError
+        If a value is not an array, or arrays come from different libraries.
+    """
+    first_name, first_xp = None, None
+    for name, value in arrays.items():
+        if value is None:
+            continue
+        try:
+            value_xp = array_namespace(value)
+        except TypeError:
+            msg = (
+                f"{name} must be an array of an Array API library (NumPy, CuPy, PyTorch, "
+                f"JAX, array-api-strict), got {type(value).__name__}"
+            )
+            raise TypeError(msg) from None
+        if first_xp is None:
+            first_name, first_xp = name, value_xp
+        elif value_xp is not first_xp:
+            msg = (
+                f"all arrays must come from one library: {first_name} is a "
+                f"{_library(arrays[first_name])} array but {name} is a {_library(value)} "
+                f"array; convert one of them"
+            )
+            raise TypeError(msg)
+    if xp is not None:
+        return xp
+    if first_xp is None:
+        msg = "no array given: pass at least one array or an explicit xp"
+        raise TypeError(msg)
+    return first_xp
+
+
+def check_same_device(arrays: Mapping[str, Array | None]) -> None:
+    """Raise ``ValueError`` if the named arrays are not all on one device.
+
+    Arrays whose device is unknown (``None``: a JAX tracer inside ``jax.jit``) are skipped.
+    """
+    ref_name, ref_device = None, None
+    for name, value in arrays.items():
+        if value is None:
+            continue
+        dev = device(value)
+        if dev is None:
+            continue
+        if ref_name is None:
+            ref_name, ref_device = name, dev
+        elif dev != ref_device:
+            msg = (
+                f"{name} is on device {dev!r} but {ref_name} is on device {ref_device!r}; "
+                f"all arrays must be on one device"
+            )
+            raise ValueError(msg)
+
+
+def check_floating(name: str, x: Array, *, xp: ArrayNamespace) -> None:
+    """Raise ``TypeError`` unless ``x`` has a real floating dtype."""
+    if not xp.isdtype(x.dtype, "real floating"):
+        msg = (
+            f"{name} must have a real floating dtype (float32 or float64), got {x.dtype}; "
+            f"cast it with xp.astype({name}, xp.float32) or xp.float64"
+        )
+        raise TypeError(msg)
+
+
+def check_rank(name: str, x: Array, ndim: int, meaning: str) -> None:
+    """Raise ``ValueError`` unless ``x`` has ``ndim`` dimensions."""
+    if x.ndim != ndim:
+        msg = f"{name} must be {ndim}-D {meaning}, got {x.ndim}-D with shape {tuple(x.shape)}"
+        raise ValueError(msg)
+
+
+def check_shape(name: str, x: Array, shape: tuple[int, ...], meaning: str) -> None:
+    """Raise ``ValueError`` unless ``x`` has exactly ``shape``."""
+    if tuple(x.shape) != shape:
+        msg = f"{name} must have shape {shape} ({meaning}), got shape {tuple(x.shape)}"
+        raise ValueError(msg)
+
+
+def check_logits(name: str, x: Array, *, xp: ArrayNamespace) -> tuple[int, int]:
+    """Validate a ``(B, N)`` logits matrix with ``N >= B >= 1``; return ``(B, N)``."""
+    check_floating(name, x, xp=xp)
+    check_rank(name, x, 2, "(batch B, candidates N)")
+    num_rows, num_cols = (int(n) for n in x.shape)
+    check_batch(name, num_rows, num_cols)
+    return num_rows, num_cols
+
+
+def check_batch(name: str, num_rows: int, num_cols: int) -> None:
+    """Raise ``ValueError`` unless ``num_cols >= num_rows >= 1``."""
+    if num_rows < 1:
+        msg = f"{name} must have at least one row (B >= 1), got B = {num_rows}"
+        raise ValueError(msg)
+    if num_cols < num_rows:
+        msg = (
+            f"{name} has N = {num_cols} candidate columns but B = {num_rows} rows; N >= B is "
+            f"required because row i's positive is candidate i"
+        )
+        raise ValueError(msg)
+
+
+def check_integer_dtype(name: str, x: Array, *, xp: ArrayNamespace) -> None:
+    """Raise ``TypeError`` unless ``x`` has an integer dtype."""
+    if not xp.isdtype(x.dtype, "integral"):
+        msg = f"{name} must have an integer dtype (ids compared exactly), got {x.dtype}"
+        raise TypeError(msg)
+
+
+def check_bool_dtype(name: str, x: Array, *, xp: ArrayNamespace) -> None:
+    """Raise ``TypeError`` unless ``x`` is boolean."""
+    if x.dtype != xp.bool:
+        msg = f"{name} must have dtype bool (True keeps an entry), got {x.dtype}"
+        raise TypeError(msg)
+
+
+def check_sample_weight(sample_weight: Array, num_rows: int, *, xp: ArrayNamespace) -> None:
+    """Raise unless ``sample_weight`` is a real array of shape ``(B,)`` or ``()``."""
+    if not xp.isdtype(sample_weight.dtype, ("real floating", "integral")):
+        msg = f"sample_weight must have a real dtype, got {sample_weight.dtype}"
+        raise TypeError(msg)
+    if tuple(sample_weight.shape) not in ((num_rows,), ()):
+        msg = (
+            f"sample_weight must have shape ({num_rows},) (one weight per query) or () "
+            f"(one weight for all), got shape {tuple(sample_weight.shape)}"
+        )
+        raise ValueError(msg)
+
+
+def _read_flag(flag: Array) -> bool | None:
+    """Read a 0-D boolean array on the host, or ``None`` when it cannot be read eagerly."""
+    if is_jax_array(flag):
+        jax = sys.modules["jax"]
+        try:
+            return bool(flag)
+        except jax.errors.ConcretizationTypeError:
+            return None
+    if is_lazy_array(flag):
+        return None
+    return bool(flag)
+
+
+def check_probability(name: str, p: Array, *, xp: ArrayNamespace) -> None:
+    """Raise ``ValueError`` if any entry of ``p`` is NaN or outside ``[0, 1]``.
+
+    Reads one boolean to the host; skipped for arrays that cannot be read eagerly.
+    """
+    check_floating(name, p, xp=xp)
+    bad = xp.any(~((p >= 0) & (p <= 1)))
+    if _read_flag(bad):
+        lo, hi = float(xp.min(p)), float(xp.max(p))
+        msg = f"{name} must be probabilities in [0, 1] with no NaN, got values in [{lo}, {hi}]" + (
+            " including NaN" if _read_flag(xp.any(xp.isnan(p))) else ""
+        )
+        raise ValueError(msg)
+
+
+def check_temperature(temperature: object) -> float | None:
+    """Return ``temperature`` as a float; raise unless it is None or a finite real > 0."""
+    if temperature is None:
+        return None
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        msg = (
+            f"temperature must be a real number > 0 or None, got "
+            f"{type(temperature).__name__} {temperature!r}"
+        )
+        raise TypeError(msg)
+    value = float(temperature)
+    if not (math.isfinite(value) and value > 0):
+        msg = f"temperature must be finite and > 0, got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
+def check_min_probability(min_probability: object) -> float:
+    """Return ``min_probability`` as a float; raise unless it lies in ``(0, 1]``."""
+    if isinstance(min_probability, bool) or not isinstance(min_probability, numbers.Real):
+        msg = f"min_probability must be a real number in (0, 1], got {min_probability!r}"
+        raise TypeError(msg)
+    value = float(min_probability)
+    if not 0 < value <= 1:
+        msg = f"min_probability must lie in (0, 1], got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
+def check_num_hard_negatives(num_hard_negatives: object) -> int:
+    """Return ``num_hard_negatives`` as an int; raise unless it is an integer >= 1."""
+    if isinstance(num_hard_negatives, bool):
+        msg = f"num_hard_negatives must be an integer >= 1, got bool {num_hard_negatives!r}"
+        raise TypeError(msg)
+    try:
+        value = operator.index(num_hard_negatives)  # type: ignore[arg-type]
+    except TypeError:
+        msg = (
+            f"num_hard_negatives must be an integer >= 1, got "
+            f"{type(num_hard_negatives).__name__} {num_hard_negatives!r}"
+        )
+        raise TypeError(msg) from None
+    if value < 1:
+        msg = (
+            f"num_hard_negatives must be >= 1 (the number of negatives kept per row), got "
+            f"{value}; pass None to keep every negative"
+        )
+        raise ValueError(msg)
+    return value
+
+
+def check_reduction(reduction: object) -> str:
+    """Return ``reduction``; raise ``ValueError`` unless it is one of ``REDUCTIONS``."""
+    if reduction not in REDUCTIONS:
+        msg = f"reduction must be one of {REDUCTIONS}, got {reduction!r}"
+        raise ValueError(msg)
+    return reduction  # type: ignore[return-value]
