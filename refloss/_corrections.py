@@ -29,10 +29,6 @@ __all__ = [
 ]
 
 
-def _neg_inf(logits: Array, *, xp: ArrayNamespace) -> Array:
-    return xp.full_like(logits, -xp.inf)
-
-
 def _logq(logits: Array, p: Array, min_probability: float, *, xp: ArrayNamespace) -> Array:
     p = xp.clip(xp.astype(p, logits.dtype), min_probability, 1.0)
     return logits - xp.log(p)[None, :]
@@ -42,11 +38,11 @@ def _accidental_hits(logits: Array, ids: Array, *, xp: ArrayNamespace) -> Array:
     num_rows, num_cols = logits.shape
     same_id = ids[:num_rows, None] == ids[None, :]
     hit = same_id & ~positive_mask(num_rows, num_cols, like=logits, xp=xp)
-    return xp.where(hit, _neg_inf(logits, xp=xp), logits)
+    return xp.where(hit, -xp.inf, logits)
 
 
 def _score_mask(logits: Array, score_mask: Array, *, xp: ArrayNamespace) -> Array:
-    return xp.where(score_mask, logits, _neg_inf(logits, xp=xp))
+    return xp.where(score_mask, logits, -xp.inf)
 
 
 def _hard_negatives(logits: Array, k: int, *, xp: ArrayNamespace) -> Array:
@@ -57,11 +53,11 @@ def _hard_negatives(logits: Array, k: int, *, xp: ArrayNamespace) -> Array:
     # The positive is kept separately, so it competes for no slot: its key is -inf and it
     # sorts after every finite negative. A stable descending sort ranks equal keys by
     # column index, so ties go to the lower index.
-    key = xp.where(is_pos, _neg_inf(logits, xp=xp), logits)
+    key = xp.where(is_pos, -xp.inf, logits)
     order = xp.argsort(key, axis=-1, descending=True, stable=True)
     rank = xp.argsort(order, axis=-1, stable=True)
     keep = is_pos | (rank < k) | xp.isnan(logits)
-    return xp.where(keep, logits, _neg_inf(logits, xp=xp))
+    return xp.where(keep, logits, -xp.inf)
 
 
 def logq_correction(

@@ -14,6 +14,8 @@ NaN in an input is never hidden: it propagates to the output.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ._lib import _validation as v
 from ._lib._compat import device
 from ._lib._typing import Array, ArrayNamespace
@@ -64,12 +66,12 @@ def logsumexp(x: Array, /, *, axis: int = -1, xp: ArrayNamespace | None = None) 
         msg = f"axis must index one of the {x.ndim} dimensions of x, got axis={axis}"
         raise ValueError(msg)
     shift = xp.max(x, axis=axis, keepdims=True)
-    shift = xp.where(xp.isfinite(shift), shift, xp.zeros_like(shift))
+    shift = xp.where(xp.isfinite(shift), shift, 0.0)
     total = xp.sum(xp.exp(x - shift), axis=axis, keepdims=True)
     live = ~(total == 0)  # NaN stays live, so NaN propagates
     # "double where": log never sees 0, so the gradient of a dead slice is 0, not NaN
-    lse = shift + xp.log(xp.where(live, total, xp.ones_like(total)))
-    return xp.squeeze(xp.where(live, lse, xp.full_like(lse, -xp.inf)), axis=axis)
+    lse = shift + xp.log(xp.where(live, total, 1.0))
+    return xp.squeeze(xp.where(live, lse, -xp.inf), axis=axis)
 
 
 def positive_mask(num_rows: int, num_cols: int, *, like: Array, xp: ArrayNamespace) -> Array:
@@ -85,22 +87,32 @@ def positive_logits(logits: Array, *, xp: ArrayNamespace) -> Array:
     return xp.take_along_axis(logits, index, axis=-1)
 
 
+class RowTerms(NamedTuple):
+    """What the gradient of the in-batch cross-entropy needs from the forward pass."""
+
+    off: Array  # (B, N): exp(S_ij - m_i) off the diagonal, 0 on it and on masked entries
+    rest: Array  # (B, 1): sum of ``off`` over the row
+    total: Array  # (B, 1): rest + exp(S_ii - m_i), the softmax normaliser (1 where no target)
+    target: Array  # (B, 1) bool: the row has a target
+
+
 def cross_entropy_rows(
-    logits: Array, has_target: Array | None, *, xp: ArrayNamespace, grad: bool = False
-) -> tuple[Array, Array | None]:
-    r"""Per-row in-batch cross-entropy ``(B,)`` and, if ``grad``, ``d loss_i / d logits``.
+    logits: Array, has_target: Array | None, *, xp: ArrayNamespace
+) -> tuple[Array, RowTerms]:
+    r"""Per-row in-batch cross-entropy ``(B,)`` and the terms its gradient needs.
 
     Written so that a small loss keeps full relative precision: with
-    :math:`m = \max_j S_{ij}`, :math:`d = S_{ii} - m` and
-    :math:`r = \sum_{j \ne i} e^{S_{ij} - m}`,
+    :math:`m_i = \max_j S_{ij}`, :math:`d_i = S_{ii} - m_i` and
+    :math:`r_i = \sum_{j \ne i} e^{S_{ij} - m_i}` (a sum of positive terms that excludes
+    the dominant positive),
 
     .. math::
 
-        \ell_i = (m - S_{ii}) + \operatorname{log1p}(r + \operatorname{expm1}(d)),
+        \ell_i = (m_i - S_{ii}) + \operatorname{log1p}(r_i + \operatorname{expm1}(d_i)),
         \qquad
         \frac{\partial \ell_i}{\partial S_{ij}} =
-        \begin{cases} e^{S_{ij} - m} / (r + e^{d}) & j \ne i \\
-                       -r / (r + e^{d}) & j = i \end{cases}
+        \begin{cases} e^{S_{ij} - m_i} / (r_i + e^{d_i}) & j \ne i \\
+                       -r_i / (r_i + e^{d_i}) & j = i \end{cases}
 
     so neither :math:`\log(1 + \text{tiny})` nor :math:`p_{ii} - 1` loses digits. A row
     with no target (``has_target`` False, or no finite logit) has loss 0 and gradient 0.
@@ -108,25 +120,31 @@ def cross_entropy_rows(
     num_rows, num_cols = logits.shape
     is_pos = positive_mask(num_rows, num_cols, like=logits, xp=xp)
     shift = xp.max(logits, axis=-1, keepdims=True)
-    shift = xp.where(xp.isfinite(shift), shift, xp.zeros_like(shift))
+    shift = xp.where(xp.isfinite(shift), shift, 0.0)
     positive = positive_logits(logits, xp=xp)
-    scaled = xp.exp(logits - shift)
-    off = xp.where(is_pos, xp.zeros_like(scaled), scaled)
+    off = xp.where(is_pos, 0.0, xp.exp(logits - shift))
     rest = xp.sum(off, axis=-1, keepdims=True)
     gap = positive - shift
     total = rest + xp.exp(gap)
     target = ~(total == 0)  # a row with no finite logit has no target; NaN stays live
     if has_target is not None:
         target = target & has_target[:, None]
-    zero = xp.zeros_like(total)
-    rest_expm1 = xp.where(target, rest + xp.expm1(gap), zero)
-    margin = xp.where(target, shift - positive, zero)
-    loss = xp.where(target, margin + xp.log1p(rest_expm1), zero)[:, 0]
-    if not grad:
-        return loss, None
-    total = xp.where(target, total, xp.ones_like(total))
-    weights = xp.where(is_pos, -rest / total, off / total)
-    return loss, xp.where(target, weights, xp.zeros_like(weights))
+    # "double where": the unselected branches stay finite, so autodiff sees no NaN
+    log_arg = xp.where(target, rest + xp.expm1(gap), 0.0)
+    margin = xp.where(target, shift - positive, 0.0)
+    loss = xp.where(target, margin + xp.log1p(log_arg), 0.0)[:, 0]
+    terms = RowTerms(off=off, rest=rest, total=xp.where(target, total, 1.0), target=target)
+    return loss, terms
+
+
+def cross_entropy_grad(terms: RowTerms, scale: Array, *, xp: ArrayNamespace) -> tuple[Array, Array]:
+    """``scale * d loss_i / d S`` as ``(off_diagonal (B, N), diagonal (B, 1))``.
+
+    The off-diagonal part has zeros on the diagonal; callers add the diagonal part to the
+    products where it is needed (an ``O(B D)`` correction instead of an ``O(B N)`` pass).
+    """
+    factor = xp.where(terms.target, scale / terms.total, 0.0)
+    return terms.off * factor, -terms.rest * factor
 
 
 def reduce_weighted(

@@ -7,7 +7,13 @@ from typing import NamedTuple
 from ._corrections import _accidental_hits, _hard_negatives, _logq, _score_mask
 from ._lib import _validation as v
 from ._lib._typing import Array, ArrayNamespace
-from ._softmax import cross_entropy_rows, positive_logits, reduce_weighted, reduction_scale
+from ._softmax import (
+    cross_entropy_grad,
+    cross_entropy_rows,
+    positive_logits,
+    reduce_weighted,
+    reduction_scale,
+)
 
 __all__ = ["retrieval_loss"]
 
@@ -328,12 +334,17 @@ def retrieval_loss_value_and_grad(
     xp = o.xp
     query = _scaled_query(query_embeddings, o)
     logits = _logits(query, candidate_embeddings, o)
-    per_row, weights = cross_entropy_rows(logits, _has_target(o), xp=xp, grad=True)
+    per_row, terms = cross_entropy_rows(logits, _has_target(o), xp=xp)
     loss = reduce_weighted(per_row, o.sample_weight, o.reduction, xp=xp)
     scale = reduction_scale(per_row.shape[0], o.sample_weight, o.reduction, like=per_row, xp=xp)
-    g = weights * scale
-    grad_query = g @ candidate_embeddings
+    g_off, g_diag = cross_entropy_grad(terms, scale, xp=xp)
+    num_rows = per_row.shape[0]
+    positives = candidate_embeddings[:num_rows, :]
+    grad_query = g_off @ candidate_embeddings + g_diag * positives
     if o.temperature is not None:
         grad_query = grad_query / o.temperature
-    grad_candidates = xp.matrix_transpose(g) @ query
+    grad_candidates = xp.matrix_transpose(g_off) @ query
+    grad_candidates = xp.concat(
+        [grad_candidates[:num_rows, :] + g_diag * query, grad_candidates[num_rows:, :]], axis=0
+    )
     return loss, (grad_query, grad_candidates)
