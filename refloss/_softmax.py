@@ -191,8 +191,8 @@ def softmax_cross_entropy(
     positive_mask : array, shape (B,), bool, optional
         False marks a row with no target: its loss is exactly 0 (an all-zero label row).
         None means every row has its positive.
-    sample_weight : array, shape (B,) or (), optional
-        Per-row weights, cast to the dtype of ``logits``.
+    sample_weight : array of shape (B,) or (), or float, optional
+        Per-row weights, cast to the dtype of ``logits``; a scalar weights every row.
     reduction : {"sum", "mean", "none"}, default "sum"
         ``"sum"``: :math:`\sum_i w_i \ell_i` (TFRS ``Retrieval``); ``"mean"``:
         :math:`\frac{1}{B}\sum_i w_i \ell_i` (Keras ``SUM_OVER_BATCH_SIZE``: divides by B,
@@ -228,11 +228,12 @@ def softmax_cross_entropy(
     >>> round(float(refloss.softmax_cross_entropy(s)), 12)  # 2 log 2
     1.386294361120
     """
+    weight_arg = None if v.is_python_real(sample_weight) else sample_weight
     xp = v.resolve_namespace(
-        {"logits": logits, "positive_mask": positive_mask, "sample_weight": sample_weight},
-        xp=xp,
+        {"logits": logits, "positive_mask": positive_mask, "sample_weight": weight_arg}, xp=xp
     )
     num_rows, _ = v.check_logits("logits", logits, xp=xp)
+    sample_weight = v.weight_array(sample_weight, like=logits, xp=xp)
     if positive_mask is not None:
         v.check_bool_dtype("positive_mask", positive_mask, xp=xp)
         v.check_shape("positive_mask", positive_mask, (num_rows,), "one flag per row")

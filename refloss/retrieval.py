@@ -49,7 +49,7 @@ def _validate(
     arrays = {
         "query_embeddings": query_embeddings,
         "candidate_embeddings": candidate_embeddings,
-        "sample_weight": sample_weight,
+        "sample_weight": None if v.is_python_real(sample_weight) else sample_weight,
         "candidate_sampling_probability": candidate_sampling_probability,
         "candidate_ids": candidate_ids,
         "score_mask": score_mask,
@@ -60,6 +60,7 @@ def _validate(
     v.check_rank("candidate_embeddings", c, 2, "(candidates N, embedding width D)")
     v.check_floating("query_embeddings", q, xp=xp)
     v.check_floating("candidate_embeddings", c, xp=xp)
+    sample_weight = v.weight_array(sample_weight, like=q, xp=xp)
     if q.dtype != c.dtype:
         msg = (
             f"query_embeddings and candidate_embeddings must have the same dtype, got "
@@ -174,8 +175,9 @@ def retrieval_loss(
     candidate_embeddings : array, shape (N, D), same dtype
         Candidate tower outputs, ``N >= B``: rows ``0..B-1`` are the positives of the B
         queries, rows ``B..N-1`` extra negatives shared by every query.
-    sample_weight : array, shape (B,) or (), optional
-        Weight of each query's loss, cast to the embeddings' dtype.
+    sample_weight : array of shape (B,) or (), or float, optional
+        Weight of each query's loss, cast to the embeddings' dtype; a scalar weights every
+        row.
     candidate_sampling_probability : array, shape (N,), optional
         :math:`p_j \in [0, 1]`, each candidate's sampling probability for the logQ
         correction (extra negatives included); clipped to ``[min_probability, 1]``.

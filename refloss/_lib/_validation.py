@@ -157,6 +157,18 @@ def check_bool_dtype(name: str, x: Array, *, xp: ArrayNamespace) -> None:
         raise TypeError(msg)
 
 
+def is_python_real(value: object) -> bool:
+    """True for a Python (or NumPy) real scalar that is not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def weight_array(sample_weight: object, *, like: Array, xp: ArrayNamespace) -> Array | None:
+    """``sample_weight`` as an array: a Python real becomes a 0-D array like ``like``."""
+    if is_python_real(sample_weight):
+        return xp.asarray(float(sample_weight), dtype=like.dtype, device=device(like))
+    return sample_weight
+
+
 def check_sample_weight(sample_weight: Array, num_rows: int, *, xp: ArrayNamespace) -> None:
     """Raise unless ``sample_weight`` is a real array of shape ``(B,)`` or ``()``."""
     if not xp.isdtype(sample_weight.dtype, ("real floating", "integral")):
@@ -202,7 +214,7 @@ def check_temperature(temperature: object) -> float | None:
     """Return ``temperature`` as a float; raise unless it is None or a finite real > 0."""
     if temperature is None:
         return None
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+    if not is_python_real(temperature):
         msg = (
             f"temperature must be a real number > 0 or None, got "
             f"{type(temperature).__name__} {temperature!r}"
@@ -217,7 +229,7 @@ def check_temperature(temperature: object) -> float | None:
 
 def check_min_probability(min_probability: object) -> float:
     """Return ``min_probability`` as a float; raise unless it lies in ``(0, 1]``."""
-    if isinstance(min_probability, bool) or not isinstance(min_probability, numbers.Real):
+    if not is_python_real(min_probability):
         msg = f"min_probability must be a real number in (0, 1], got {min_probability!r}"
         raise TypeError(msg)
     value = float(min_probability)

@@ -1,0 +1,160 @@
+"""Flag definitions: every flag a fixture test may carry, with its kind and meaning.
+
+A file's ``notes`` holds exactly the flags its tests use.  Add new flags here; never
+change the meaning of an existing one (that would be a breaking change).
+"""
+
+from __future__ import annotations
+
+BASIC = "BASIC"
+EDGE_CASE = "EDGE_CASE"
+CONVENTION = "CONVENTION"
+NUMERICS = "NUMERICS"
+INVALID_INPUT = "INVALID_INPUT"
+
+NOTES: dict[str, tuple[str, str]] = {
+    # Basic coverage.
+    "Basic": (BASIC, "Generic case with random inputs and default options."),
+    "Temperature": (BASIC, "Scores are divided by the temperature before any correction."),
+    "SampleWeight": (BASIC, "Per-row losses are multiplied by sample_weight before reduction."),
+    "ReductionNone": (BASIC, "reduction='none' returns the vector of weighted per-row losses."),
+    "LogQ": (BASIC, "Sampling-bias correction: log(clip(p)) is subtracted from the logits."),
+    "AccidentalHit": (BASIC, "A negative column shares the row's positive id and is masked."),
+    "ScoreMask": (BASIC, "Entries where score_mask is False are masked."),
+    "HardNegatives": (BASIC, "Only the positive and the k largest negatives of each row are kept."),
+    "ClosedForm": (BASIC, "Small hand-written case whose value also has a closed form."),
+    # Pinned conventions (each changes numbers).
+    "SumReduction": (
+        CONVENTION,
+        "The default reduction is 'sum' over rows (TFRS default), not the mean.",
+    ),
+    "MeanDividesByBatch": (
+        CONVENTION,
+        "reduction='mean' divides the weighted sum by the batch size B, not by sum(w).",
+    ),
+    "ExtraNegatives": (
+        CONVENTION,
+        "N > B: columns B..N-1 are extra negatives shared by every row; row i's positive "
+        "is column i.",
+    ),
+    "LogQOnPositive": (
+        CONVENTION,
+        "The logQ correction is applied to every column, the positive included.",
+    ),
+    "LogQNotScaledByTemperature": (
+        CONVENTION,
+        "logQ is applied after the temperature: S/tau - log p, not (S - log p)/tau.",
+    ),
+    "MinProbabilityClip": (
+        CONVENTION,
+        "Probabilities are clipped to [min_probability, 1] before the logarithm.",
+    ),
+    "AccidentalHitsAllDuplicates": (
+        CONVENTION,
+        "Every negative column whose id equals the row's positive id is masked, not only "
+        "one of them.",
+    ),
+    "PositiveNeverMaskedAsHit": (
+        CONVENTION,
+        "The positive column of a row is never masked as an accidental hit.",
+    ),
+    "NegInfMasking": (
+        CONVENTION,
+        "Masked logits are exactly -inf and contribute exactly zero probability (no finite "
+        "penalty constant); a masked entry with a large logit must not change the loss.",
+    ),
+    "MaskedPositiveRowIsZero": (
+        CONVENTION,
+        "A row whose positive is masked has no target: its loss is exactly 0 and its "
+        "gradient is 0.",
+    ),
+    "AllNegativesMasked": (
+        CONVENTION,
+        "A row whose negatives are all masked but whose positive is kept has loss exactly 0.",
+    ),
+    "HardNegativeTiesLowerIndex": (
+        CONVENTION,
+        "Hard-negative selection breaks exact ties in favour of the lower column index.",
+    ),
+    "HardNegativePositiveKept": (
+        CONVENTION,
+        "The positive is always kept by hard-negative mining, even when its logit is below "
+        "the k-th largest negative.",
+    ),
+    "HardNegativesKeepAll": (
+        CONVENTION,
+        "num_hard_negatives >= N - 1 keeps every column.",
+    ),
+    "HardNegativesAfterCorrections": (
+        CONVENTION,
+        "Hard negatives are chosen on the corrected logits (after temperature, logQ, "
+        "accidental hits and score mask).",
+    ),
+    "ScalarSampleWeight": (
+        CONVENTION,
+        "A 0-d sample_weight multiplies every row.",
+    ),
+    "PositiveMaskFalse": (
+        CONVENTION,
+        "positive_mask[i] False: row i has no target and its loss is exactly 0.",
+    ),
+    # Edge cases.
+    "SingleColumn": (EDGE_CASE, "One candidate only: the loss is exactly 0."),
+    "ZeroSampleWeight": (EDGE_CASE, "Some rows have weight 0."),
+    "NoDuplicateIds": (EDGE_CASE, "candidate_ids without duplicates: nothing is masked."),
+    "MaskAllTrue": (EDGE_CASE, "score_mask is all True: nothing is masked."),
+    "NegInfInput": (EDGE_CASE, "Some input logits are already -inf."),
+    "AllNegInfRow": (EDGE_CASE, "A reduced slice is entirely -inf: logsumexp is -inf."),
+    "Axis": (EDGE_CASE, "logsumexp over an axis other than the last."),
+    "Int32Ids": (EDGE_CASE, "candidate_ids given as int32."),
+    # Numerics.
+    "LargeLogits": (NUMERICS, "Logits of magnitude ~1e4: a naive exp overflows or underflows."),
+    "SmallTemperature": (NUMERICS, "Temperature 0.01 gives logits in the hundreds."),
+    "TinyProbability": (NUMERICS, "A probability of 1e-30 (or 0) is clipped to min_probability."),
+    "Float64Only": (
+        NUMERICS,
+        "Inputs are not representable in float32: run in float64 only.",
+    ),
+    "NaNPropagates": (NUMERICS, "A NaN input propagates to the output; it is never hidden."),
+    # Invalid inputs.
+    "InvalidShape": (
+        INVALID_INPUT,
+        "Shapes are inconsistent (rank, widths, N < B, lengths of per-row or per-column "
+        "arrays); the call must raise.",
+    ),
+    "EmptyBatch": (INVALID_INPUT, "B = 0 rows; the call must raise."),
+    "InvalidProbability": (
+        INVALID_INPUT,
+        "candidate_sampling_probability outside [0, 1] or NaN; the call must raise.",
+    ),
+    "InvalidMinProbability": (
+        INVALID_INPUT,
+        "min_probability outside (0, 1]; the call must raise.",
+    ),
+    "InvalidTemperature": (
+        INVALID_INPUT,
+        "temperature <= 0 or not finite; the call must raise.",
+    ),
+    "InvalidNumHardNegatives": (
+        INVALID_INPUT,
+        "num_hard_negatives < 1; the call must raise.",
+    ),
+    "InvalidReduction": (INVALID_INPUT, "Unknown reduction name; the call must raise."),
+    "InvalidDtype": (
+        INVALID_INPUT,
+        "An array has the wrong kind of dtype (integer embeddings, float ids, non-bool "
+        "mask); the call must raise TypeError.",
+    ),
+    "NonScalarLoss": (
+        INVALID_INPUT,
+        "Gradients need a scalar loss: reduction='none' must raise.",
+    ),
+}
+
+
+def notes_for(flags: set[str]) -> dict[str, dict[str, str]]:
+    """Return the ``notes`` object for a file whose tests use ``flags``."""
+    unknown = sorted(flags - NOTES.keys())
+    if unknown:
+        raise KeyError(f"flags without a note: {unknown}")
+    return {f: {"description": NOTES[f][1], "kind": NOTES[f][0]} for f in sorted(flags)}
