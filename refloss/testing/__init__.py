@@ -13,10 +13,18 @@ pytest integration is the opt-in plugin ``refloss.testing.pytest_plugin``::
 
 Examples
 --------
->>> import torch
->>> from refloss.testing import check_against_fixture, fixture_cases
->>> for case in fixture_cases("retrieval_loss"):  # doctest: +SKIP
-...     check_against_fixture(my_loss, case, xp=torch, dtype="float32")
+Check an implementation against every case of one file, in float32 on PyTorch::
+
+    import torch
+    from refloss.testing import CaseSkipped, check_against_fixture, fixture_cases
+
+    for case in fixture_cases("retrieval_loss"):
+        try:
+            check_against_fixture(my_loss, case, xp=torch, dtype="float32")
+        except CaseSkipped:
+            pass  # e.g. a float64-only case
+
+The same loop over every file, backend and dtype is the ``refloss verify`` command.
 """
 
 from ._backends import BACKENDS, Backend, available_backends, load_backend

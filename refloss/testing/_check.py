@@ -19,11 +19,27 @@ from ._compare import (
     to_host,
 )
 from ._families import SequenceAdapter
-from ._fixtures import Case, decode_params
+from ._fixtures import Case
 
 __all__ = ["CaseSkipped", "CheckReport", "FixtureMismatch", "check_against_fixture"]
 
 _REJECTIONS = (ValueError, TypeError)
+
+
+def describe_values(value: np.ndarray | None) -> str:
+    """Render an optional host array for reports.
+
+    Parameters
+    ----------
+    value : numpy.ndarray or None
+        Array to render.
+
+    Returns
+    -------
+    str
+        The array, or ``"-"`` when absent.
+    """
+    return "-" if value is None else format_array(value)
 
 
 class CaseSkipped(unittest.SkipTest):
@@ -312,23 +328,40 @@ def _check_sequence(adapter: Any, case: Case, *, xp: Any, dtype: str, device: An
     if not isinstance(adapter, SequenceAdapter):
         msg = f"{case.id} is a sequence case; it needs an object with init() and step()"
         raise CaseSkipped(msg)
-    state = adapter.init(xp=xp, **case.init)
-    for number, step in enumerate(case.steps):
-        arrays = {
+
+    def move(tensors: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        return {
             name: _to_backend(a, xp=xp, dtype=dtype, device=device, case=case, name=name)
-            for name, a in step.get("inputs", {}).items()
+            for name, a in tensors.items()
         }
-        params = {**case.params, **decode_params(step.get("params", {}))}
+
+    try:
+        state = adapter.init(
+            xp=xp, **case.init.get("params", {}), **move(case.init.get("state", {}))
+        )
+    except Exception as exc:
+        raise FixtureMismatch(case, dtype, f"init raised {_describe(exc)}") from exc
+    for number, step in enumerate(case.steps):
+        arrays = move(step.get("inputs", {}))
+        params = {**case.params, **step.get("params", {})}
         args, kwargs = _arguments(case, arrays, params, dtype)
         try:
             state, outputs = adapter.step(state, *args, **kwargs)
+        except _REJECTIONS as exc:
+            if case.result == "valid":
+                detail = f"step {number} raised {_describe(exc)}"
+                raise FixtureMismatch(case, dtype, detail) from exc
+            return CheckReport("rejected", f"step {number}: {_describe(exc)}")
         except Exception as exc:
             raise FixtureMismatch(case, dtype, f"step {number} raised {_describe(exc)}") from exc
+        expected = step.get("expected", {})
+        if case.result == "invalid" or not expected:
+            continue
         where = device
         if where is None and arrays:
             where = array_api_compat.device(next(iter(arrays.values())))
         try:
-            _compare_outputs(case, dtype, outputs, step.get("expected", {}), xp=xp, device=where)
+            _compare_outputs(case, dtype, outputs, expected, xp=xp, device=where)
         except FixtureMismatch as exc:
             raise FixtureMismatch(
                 case,
@@ -338,20 +371,7 @@ def _check_sequence(adapter: Any, case: Case, *, xp: Any, dtype: str, device: An
                 expected=exc.expected,
                 actual=exc.actual,
             ) from None
+    if case.result == "invalid":
+        detail = f"no step raised {case.error or 'ValueError or TypeError'}"
+        raise FixtureMismatch(case, dtype, detail)
     return CheckReport("matched", f"{len(case.steps)} step(s) replayed")
-
-
-def describe_values(value: np.ndarray | None) -> str:
-    """Render an optional host array for reports.
-
-    Parameters
-    ----------
-    value : numpy.ndarray or None
-        Array to render.
-
-    Returns
-    -------
-    str
-        The array, or ``"-"`` when absent.
-    """
-    return "-" if value is None else format_array(value)

@@ -153,7 +153,9 @@ def mismatch_report(
     ]
     for index in bad[:_MAX_LISTED]:
         idx = tuple(int(i) for i in index)
-        lines.append(f"  at {list(idx)}: actual {actual[idx]!r}, expected {expected[idx]!r}")
+        lines.append(
+            f"  at {list(idx)}: actual {actual[idx].item()!r}, expected {expected[idx].item()!r}"
+        )
     if len(bad) > _MAX_LISTED:
         lines.append(f"  ... and {len(bad) - _MAX_LISTED} more")
     if np.issubdtype(expected.dtype, np.floating):

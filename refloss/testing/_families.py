@@ -31,11 +31,14 @@ _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 class SequenceAdapter(Protocol):
     """What a sequence-kind fixture replays.
 
-    ``init(xp=..., **case.init)`` returns the initial state (arrays of namespace ``xp``);
+    ``init(xp=xp, **init_params, **init_state_arrays)`` returns the initial state from the
+    case's ``init`` (its ``params`` options and its ``state`` tensors, moved to ``xp``);
     ``step(state, *positional_arrays, **keyword_arrays, **params)`` returns
     ``(new_state, outputs)`` where ``outputs`` follows the same conventions as a
     function-kind return value (one array, a tuple in ``arguments.outputs`` order, or a
-    mapping by output name). A module that defines ``init`` and ``step`` is an adapter.
+    mapping by output name) and is compared with the step's ``expected``. An invalid case
+    passes when some step raises ValueError or TypeError. A module that defines ``init``
+    and ``step`` is an adapter.
     """
 
     def init(self, *, xp: Any, **options: Any) -> Any:

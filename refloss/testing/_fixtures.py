@@ -86,9 +86,9 @@ class Case:
     notes : mapping of str to mapping
         The file's ``notes``: ``{flag: {"kind": ..., "description": ...}}``.
     steps : tuple of mapping
-        For sequence cases: the decoded steps (``inputs``/``expected`` tensors decoded).
+        For sequence cases: the steps, ``{"inputs", "params"?, "expected"?}``, decoded.
     init : mapping of str to object
-        For sequence cases: the initial-state options.
+        For sequence cases: ``{"params": options, "state": tensors}`` for the initial state.
     """
 
     file: str
@@ -299,7 +299,7 @@ def _iter_cases(stem: str, doc: Mapping[str, Any]) -> Iterator[Case]:
                 outputs=outputs,
                 notes=notes,
                 steps=tuple(_step(s) for s in test.get("steps", ())),
-                init=MappingProxyType(dict(test.get("init", {}))),
+                init=_init(test.get("init", {})),
             )
 
 
@@ -339,7 +339,18 @@ def _step(step: Mapping[str, Any]) -> Mapping[str, Any]:
     for key in ("inputs", "expected"):
         if key in decoded:
             decoded[key] = _tensors(decoded[key])
+    if "params" in decoded:
+        decoded["params"] = MappingProxyType(decode_params(decoded["params"]))
     return MappingProxyType(decoded)
+
+
+def _init(init: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(
+        {
+            "params": MappingProxyType(decode_params(init.get("params", {}))),
+            "state": _tensors(init.get("state", {})),
+        }
+    )
 
 
 def _decode_float(value: float | int | str) -> float:

@@ -18,12 +18,20 @@ It provides
 
 Examples
 --------
->>> import pytest, refloss
->>> from refloss.testing import check_against_fixture
->>> @pytest.mark.refloss_fixture("retrieval_loss")
-... def test_retrieval(refloss_case, xp, xp_device, refloss_dtype):
-...     check_against_fixture(refloss.retrieval_loss, refloss_case, xp=xp,
-...                           dtype=refloss_dtype, device=xp_device)
+A test module that checks an implementation against one fixture file on every backend
+and dtype::
+
+    import pytest
+    import refloss
+    from refloss.testing import check_against_fixture
+
+    @pytest.mark.refloss_fixture("retrieval_loss")
+    def test_retrieval(refloss_case, xp, xp_device, refloss_dtype):
+        check_against_fixture(refloss.retrieval_loss, refloss_case, xp=xp,
+                              dtype=refloss_dtype, device=xp_device)
+
+Cases that do not run in a dtype raise :class:`refloss.testing.CaseSkipped`, a
+``unittest.SkipTest``, so pytest reports them as skipped.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Stand-alone implementations used to exercise ``refloss verify --impl``."""
