@@ -320,6 +320,7 @@ def accidental_hits() -> list[Case]:
                 "AccidentalHit",
                 "AccidentalHitsAllDuplicates",
                 "LogQ",
+                "LogQNotScaledByTemperature",
                 "Temperature",
                 "NegInfMasking",
                 "ExtraNegatives",
