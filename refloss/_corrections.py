@@ -12,7 +12,9 @@ r"""The correction steps applied to in-batch retrieval logits, one pure function
 Every step takes and returns a ``(B, N)`` logits matrix whose row ``i`` has its positive in
 column ``i`` (columns ``B..N-1`` are extra negatives shared by all rows). Shapes never
 change: a removed entry is an exact :math:`-\infty`, which contributes exactly zero
-probability to the softmax.
+probability to the softmax. Every step is row-wise, so the private helpers also take a
+block of rows that starts at batch row ``first_row`` (whose row ``i`` has its positive in
+column ``first_row + i``); ``retrieval_loss`` uses this to process the batch in blocks.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ def _logq(logits: Array, p: Array, min_probability: float, *, xp: ArrayNamespace
     return logits - xp.log(p)[None, :]
 
 
-def _accidental_hits(logits: Array, ids: Array, *, xp: ArrayNamespace) -> Array:
+def _accidental_hits(logits: Array, ids: Array, *, xp: ArrayNamespace, first_row: int = 0) -> Array:
     num_rows, num_cols = logits.shape
-    same_id = ids[:num_rows, None] == ids[None, :]
-    hit = same_id & ~positive_mask(num_rows, num_cols, like=logits, xp=xp)
+    same_id = ids[first_row : first_row + num_rows, None] == ids[None, :]
+    is_pos = positive_mask(num_rows, num_cols, like=logits, xp=xp, first_row=first_row)
+    hit = same_id & ~is_pos
     return xp.where(hit, -xp.inf, logits)
 
 
@@ -45,11 +48,11 @@ def _score_mask(logits: Array, score_mask: Array, *, xp: ArrayNamespace) -> Arra
     return xp.where(score_mask, logits, -xp.inf)
 
 
-def _hard_negatives(logits: Array, k: int, *, xp: ArrayNamespace) -> Array:
+def _hard_negatives(logits: Array, k: int, *, xp: ArrayNamespace, first_row: int = 0) -> Array:
     num_rows, num_cols = logits.shape
     if k >= num_cols - 1:
         return logits
-    is_pos = positive_mask(num_rows, num_cols, like=logits, xp=xp)
+    is_pos = positive_mask(num_rows, num_cols, like=logits, xp=xp, first_row=first_row)
     # The positive is kept separately, so it competes for no slot: its key is -inf and it
     # sorts after every finite negative. A stable descending sort ranks equal keys by
     # column index, so ties go to the lower index.

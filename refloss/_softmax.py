@@ -74,16 +74,23 @@ def logsumexp(x: Array, /, *, axis: int = -1, xp: ArrayNamespace | None = None) 
     return xp.squeeze(xp.where(live, lse, -xp.inf), axis=axis)
 
 
-def positive_mask(num_rows: int, num_cols: int, *, like: Array, xp: ArrayNamespace) -> Array:
-    """Boolean ``(B, N)`` matrix that is True at ``(i, i)``: row i's positive column."""
-    rows = xp.arange(num_rows, device=device(like))[:, None]
+def positive_mask(
+    num_rows: int, num_cols: int, *, like: Array, xp: ArrayNamespace, first_row: int = 0
+) -> Array:
+    """Boolean ``(B, N)`` matrix, True at row i's positive column.
+
+    Row ``i`` of a block that starts at batch row ``first_row`` is batch row
+    ``first_row + i``, whose positive is column ``first_row + i``.
+    """
+    rows = xp.arange(first_row, first_row + num_rows, device=device(like))[:, None]
     cols = xp.arange(num_cols, device=device(like))[None, :]
     return rows == cols
 
 
-def positive_logits(logits: Array, *, xp: ArrayNamespace) -> Array:
-    """Row ``i``'s positive logit ``S[i, i]``, shape ``(B, 1)``."""
-    index = xp.arange(logits.shape[0], device=device(logits))[:, None]
+def positive_logits(logits: Array, *, xp: ArrayNamespace, first_row: int = 0) -> Array:
+    """Each row's positive logit (``S[i, first_row + i]``), shape ``(B, 1)``."""
+    start = first_row
+    index = xp.arange(start, start + logits.shape[0], device=device(logits))[:, None]
     return xp.take_along_axis(logits, index, axis=-1)
 
 
@@ -97,7 +104,7 @@ class RowTerms(NamedTuple):
 
 
 def cross_entropy_rows(
-    logits: Array, has_target: Array | None, *, xp: ArrayNamespace
+    logits: Array, has_target: Array | None, *, xp: ArrayNamespace, first_row: int = 0
 ) -> tuple[Array, RowTerms]:
     r"""Per-row in-batch cross-entropy ``(B,)`` and the terms its gradient needs.
 
@@ -116,12 +123,13 @@ def cross_entropy_rows(
 
     so neither :math:`\log(1 + \text{tiny})` nor :math:`p_{ii} - 1` loses digits. A row
     with no target (``has_target`` False, or no finite logit) has loss 0 and gradient 0.
+    ``logits`` may be a block of rows that starts at batch row ``first_row``.
     """
     num_rows, num_cols = logits.shape
-    is_pos = positive_mask(num_rows, num_cols, like=logits, xp=xp)
+    is_pos = positive_mask(num_rows, num_cols, like=logits, xp=xp, first_row=first_row)
     shift = xp.max(logits, axis=-1, keepdims=True)
     shift = xp.where(xp.isfinite(shift), shift, 0.0)
-    positive = positive_logits(logits, xp=xp)
+    positive = positive_logits(logits, xp=xp, first_row=first_row)
     off = xp.where(is_pos, 0.0, xp.exp(logits - shift))
     rest = xp.sum(off, axis=-1, keepdims=True)
     gap = positive - shift

@@ -8,6 +8,7 @@ from ._corrections import _accidental_hits, _hard_negatives, _logq, _score_mask
 from ._lib import _validation as v
 from ._lib._typing import Array, ArrayNamespace
 from ._softmax import (
+    RowTerms,
     cross_entropy_grad,
     cross_entropy_rows,
     positive_logits,
@@ -29,6 +30,7 @@ class _Options(NamedTuple):
     temperature: float | None
     min_probability: float
     reduction: str
+    shape: tuple[int, int]  # (B, N)
     xp: ArrayNamespace
 
 
@@ -110,6 +112,7 @@ def _validate(
         temperature=v.check_temperature(temperature),
         min_probability=v.check_min_probability(min_probability),
         reduction=v.check_reduction(reduction),
+        shape=(num_rows, num_cols),
         xp=xp,
     )
     v.check_same_device(arrays)
@@ -118,26 +121,35 @@ def _validate(
     return options
 
 
-def _logits(query: Array, candidates: Array, o: _Options) -> Array:
-    """Steps 1-5 of the pipeline: the fully corrected ``(B, N)`` logits."""
+#: Logits entries processed at once (4 MiB of float32): the batch is cut into blocks of
+#: rows so the elementwise passes stay in cache and memory stays O(block * N), not O(B * N).
+_BLOCK_ENTRIES = 2**20
+
+
+def _row_blocks(num_rows: int, num_cols: int) -> list[tuple[int, int]]:
+    """``[(first_row, stop), ...]`` covering ``range(num_rows)`` in blocks of rows."""
+    size = max(1, _BLOCK_ENTRIES // num_cols)
+    return [(start, min(start + size, num_rows)) for start in range(0, num_rows, size)]
+
+
+def _block_loss(
+    query: Array, candidates: Array, o: _Options, first_row: int, stop: int
+) -> tuple[Array, RowTerms]:
+    """Pipeline steps 1-6 for batch rows ``first_row:stop``: per-row losses and terms."""
     xp = o.xp
-    logits = query @ xp.matrix_transpose(candidates)
+    logits = query[first_row:stop, :] @ xp.matrix_transpose(candidates)
     if o.candidate_sampling_probability is not None:
         logits = _logq(logits, o.candidate_sampling_probability, o.min_probability, xp=xp)
     if o.candidate_ids is not None:
-        logits = _accidental_hits(logits, o.candidate_ids, xp=xp)
+        logits = _accidental_hits(logits, o.candidate_ids, xp=xp, first_row=first_row)
+    has_target = None
     if o.score_mask is not None:
-        logits = _score_mask(logits, o.score_mask, xp=xp)
+        block_mask = o.score_mask[first_row:stop, :]
+        logits = _score_mask(logits, block_mask, xp=xp)
+        has_target = positive_logits(block_mask, xp=xp, first_row=first_row)[:, 0]
     if o.num_hard_negatives is not None:
-        logits = _hard_negatives(logits, o.num_hard_negatives, xp=xp)
-    return logits
-
-
-def _has_target(o: _Options) -> Array | None:
-    """``(B,)`` bool: False where the score mask removes the row's positive."""
-    if o.score_mask is None:
-        return None
-    return positive_logits(o.score_mask, xp=o.xp)[:, 0]
+        logits = _hard_negatives(logits, o.num_hard_negatives, xp=xp, first_row=first_row)
+    return cross_entropy_rows(logits, has_target, xp=xp, first_row=first_row)
 
 
 def _scaled_query(query_embeddings: Array, o: _Options) -> Array:
@@ -282,9 +294,10 @@ def retrieval_loss(
         reduction=reduction,
         xp=xp,
     )
-    logits = _logits(_scaled_query(query_embeddings, o), candidate_embeddings, o)
-    per_row, _ = cross_entropy_rows(logits, _has_target(o), xp=o.xp)
-    return reduce_weighted(per_row, o.sample_weight, o.reduction, xp=o.xp)
+    query = _scaled_query(query_embeddings, o)
+    blocks = _row_blocks(*o.shape)
+    per_row = [_block_loss(query, candidate_embeddings, o, *rows)[0] for rows in blocks]
+    return reduce_weighted(o.xp.concat(per_row), o.sample_weight, o.reduction, xp=o.xp)
 
 
 def retrieval_loss_value_and_grad(
@@ -335,18 +348,22 @@ def retrieval_loss_value_and_grad(
         raise ValueError(msg)
     xp = o.xp
     query = _scaled_query(query_embeddings, o)
-    logits = _logits(query, candidate_embeddings, o)
-    per_row, terms = cross_entropy_rows(logits, _has_target(o), xp=xp)
-    loss = reduce_weighted(per_row, o.sample_weight, o.reduction, xp=xp)
-    scale = reduction_scale(per_row.shape[0], o.sample_weight, o.reduction, like=per_row, xp=xp)
-    g_off, g_diag = cross_entropy_grad(terms, scale, xp=xp)
-    num_rows = per_row.shape[0]
-    positives = candidate_embeddings[:num_rows, :]
-    grad_query = g_off @ candidate_embeddings + g_diag * positives
+    num_rows, _ = o.shape
+    scale = reduction_scale(num_rows, o.sample_weight, o.reduction, like=query, xp=xp)
+    per_row, grad_query, grad_candidates, grad_positives = [], [], 0, []
+    for first_row, stop in _row_blocks(*o.shape):
+        block_loss, terms = _block_loss(query, candidate_embeddings, o, first_row, stop)
+        g_off, g_diag = cross_entropy_grad(terms, scale[first_row:stop, :], xp=xp)
+        per_row.append(block_loss)
+        positives = candidate_embeddings[first_row:stop, :]
+        grad_query.append(g_off @ candidate_embeddings + g_diag * positives)
+        grad_candidates = grad_candidates + xp.matrix_transpose(g_off) @ query[first_row:stop, :]
+        grad_positives.append(g_diag * query[first_row:stop, :])
+    loss = reduce_weighted(xp.concat(per_row), o.sample_weight, o.reduction, xp=xp)
+    grad_query = xp.concat(grad_query)
     if o.temperature is not None:
         grad_query = grad_query / o.temperature
-    grad_candidates = xp.matrix_transpose(g_off) @ query
     grad_candidates = xp.concat(
-        [grad_candidates[:num_rows, :] + g_diag * query, grad_candidates[num_rows:, :]], axis=0
+        [grad_candidates[:num_rows, :] + xp.concat(grad_positives), grad_candidates[num_rows:, :]]
     )
     return loss, (grad_query, grad_candidates)
