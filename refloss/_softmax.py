@@ -95,12 +95,19 @@ def positive_logits(logits: Array, *, xp: ArrayNamespace, first_row: int = 0) ->
 
 
 class RowTerms(NamedTuple):
-    """What the gradient of the in-batch cross-entropy needs from the forward pass."""
+    """What the gradient of the in-batch cross-entropy needs from the forward pass.
 
-    off: Array  # (B, N): exp(S_ij - m_i) off the diagonal, 0 on it and on masked entries
-    rest: Array  # (B, 1): sum of ``off`` over the row
-    total: Array  # (B, 1): rest + exp(S_ii - m_i), the softmax normaliser (1 where no target)
-    target: Array  # (B, 1) bool: the row has a target
+    The columns of a block of rows split into three parts: ``left`` (before the block's
+    diagonal), the square ``diagonal`` block, and ``right``; the diagonal block is stored
+    with its diagonal (the positives) zeroed, so no ``(B, N)`` pass is needed to remove it.
+    """
+
+    left: Array  # (b, first_row): exp(S_ij - m_i)
+    diagonal: Array  # (b, b): exp(S_ij - m_i), 0 on the diagonal
+    right: Array  # (b, N - first_row - b): exp(S_ij - m_i)
+    rest: Array  # (b, 1): the row sums of the three parts, sum over j != i of exp(S_ij - m_i)
+    total: Array  # (b, 1): rest + exp(S_ii - m_i), the softmax normaliser (1 where no target)
+    target: Array  # (b, 1) bool: the row has a target
 
 
 def cross_entropy_rows(
@@ -125,13 +132,16 @@ def cross_entropy_rows(
     with no target (``has_target`` False, or no finite logit) has loss 0 and gradient 0.
     ``logits`` may be a block of rows that starts at batch row ``first_row``.
     """
-    num_rows, num_cols = logits.shape
-    is_pos = positive_mask(num_rows, num_cols, like=logits, xp=xp, first_row=first_row)
+    num_rows, _ = logits.shape
+    stop = first_row + num_rows
     shift = xp.max(logits, axis=-1, keepdims=True)
     shift = xp.where(xp.isfinite(shift), shift, 0.0)
     positive = positive_logits(logits, xp=xp, first_row=first_row)
-    off = xp.where(is_pos, 0.0, xp.exp(logits - shift))
-    rest = xp.sum(off, axis=-1, keepdims=True)
+    scaled = xp.exp(logits - shift)
+    is_pos = positive_mask(num_rows, num_rows, like=logits, xp=xp)
+    left, right = scaled[:, :first_row], scaled[:, stop:]
+    diagonal = xp.where(is_pos, 0.0, scaled[:, first_row:stop])
+    rest = sum(xp.sum(part, axis=-1, keepdims=True) for part in (left, diagonal, right))
     gap = positive - shift
     total = rest + xp.exp(gap)
     target = ~(total == 0)  # a row with no finite logit has no target; NaN stays live
@@ -141,18 +151,19 @@ def cross_entropy_rows(
     log_arg = xp.where(target, rest + xp.expm1(gap), 0.0)
     margin = xp.where(target, shift - positive, 0.0)
     loss = xp.where(target, margin + xp.log1p(log_arg), 0.0)[:, 0]
-    terms = RowTerms(off=off, rest=rest, total=xp.where(target, total, 1.0), target=target)
-    return loss, terms
+    total = xp.where(target, total, 1.0)
+    return loss, RowTerms(left, diagonal, right, rest, total, target)
 
 
 def cross_entropy_grad(terms: RowTerms, scale: Array, *, xp: ArrayNamespace) -> tuple[Array, Array]:
-    """``scale * d loss_i / d S`` as ``(off_diagonal (B, N), diagonal (B, 1))``.
+    """``scale * d loss_i / d S`` in factored form ``(row_factor (b, 1), diagonal (b, 1))``.
 
-    The off-diagonal part has zeros on the diagonal; callers add the diagonal part to the
-    products where it is needed (an ``O(B D)`` correction instead of an ``O(B N)`` pass).
+    Off the diagonal the gradient is ``row_factor * [left, diagonal, right]`` (the stored
+    exponentials); on it, ``diagonal``. Callers fold ``row_factor`` into an ``O(b D)``
+    operand of their products instead of scaling a ``(b, N)`` matrix.
     """
     factor = xp.where(terms.target, scale / terms.total, 0.0)
-    return terms.off * factor, -terms.rest * factor
+    return factor, -terms.rest * factor
 
 
 def reduce_weighted(

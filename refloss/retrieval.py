@@ -121,9 +121,9 @@ def _validate(
     return options
 
 
-#: Logits entries processed at once (4 MiB of float32): the batch is cut into blocks of
+#: Logits entries processed at once (2 MiB of float32): the batch is cut into blocks of
 #: rows so the elementwise passes stay in cache and memory stays O(block * N), not O(B * N).
-_BLOCK_ENTRIES = 2**20
+_BLOCK_ENTRIES = 2**19
 
 
 def _row_blocks(num_rows: int, num_cols: int) -> list[tuple[int, int]]:
@@ -350,20 +350,30 @@ def retrieval_loss_value_and_grad(
     query = _scaled_query(query_embeddings, o)
     num_rows, _ = o.shape
     scale = reduction_scale(num_rows, o.sample_weight, o.reduction, like=query, xp=xp)
-    per_row, grad_query, grad_candidates, grad_positives = [], [], 0, []
+    per_row, grad_query, grad_candidates = [], [], 0
     for first_row, stop in _row_blocks(*o.shape):
-        block_loss, terms = _block_loss(query, candidate_embeddings, o, first_row, stop)
-        g_off, g_diag = cross_entropy_grad(terms, scale[first_row:stop, :], xp=xp)
+        block_loss, t = _block_loss(query, candidate_embeddings, o, first_row, stop)
+        factor, g_diag = cross_entropy_grad(t, scale[first_row:stop, :], xp=xp)
         per_row.append(block_loss)
-        positives = candidate_embeddings[first_row:stop, :]
-        grad_query.append(g_off @ candidate_embeddings + g_diag * positives)
-        grad_candidates = grad_candidates + xp.matrix_transpose(g_off) @ query[first_row:stop, :]
-        grad_positives.append(g_diag * query[first_row:stop, :])
+        block_query = query[first_row:stop, :]
+        left, positives, right = (
+            candidate_embeddings[:first_row, :],
+            candidate_embeddings[first_row:stop, :],
+            candidate_embeddings[stop:, :],
+        )
+        # G = factor * [left | diagonal | right] off the diagonal and g_diag on it; the row
+        # factor is folded into the (b, D) operands instead of scaling the (b, N) parts
+        products = t.left @ left + t.diagonal @ positives + t.right @ right
+        grad_query.append(factor * products + g_diag * positives)
+        weighted_query = factor * block_query
+        block_grad_candidates = [
+            xp.matrix_transpose(t.left) @ weighted_query,
+            xp.matrix_transpose(t.diagonal) @ weighted_query + g_diag * block_query,
+            xp.matrix_transpose(t.right) @ weighted_query,
+        ]
+        grad_candidates = grad_candidates + xp.concat(block_grad_candidates)
     loss = reduce_weighted(xp.concat(per_row), o.sample_weight, o.reduction, xp=xp)
     grad_query = xp.concat(grad_query)
     if o.temperature is not None:
         grad_query = grad_query / o.temperature
-    grad_candidates = xp.concat(
-        [grad_candidates[:num_rows, :] + xp.concat(grad_positives), grad_candidates[num_rows:, :]]
-    )
     return loss, (grad_query, grad_candidates)

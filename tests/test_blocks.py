@@ -1,6 +1,6 @@
 """retrieval_loss processes the batch in blocks of rows; every block size gives the same numbers.
 
-The default block holds 2**20 logits, so every other test runs one block. Here the block is
+The default block holds 2**19 logits, so every other test runs one block. Here the block is
 shrunk to 1 or 2 rows (batches of 1 to 6 rows, so the last block is sometimes partial), so
 the row offsets of every correction step (accidental hits, the score mask's diagonal, hard
 negatives, the positive logit) and the gradient accumulation across blocks are exercised,
