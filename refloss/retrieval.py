@@ -2,6 +2,7 @@ r"""The in-batch softmax retrieval loss with extra negatives (TFRS ``tasks.Retri
 
 from __future__ import annotations
 
+import inspect
 from typing import NamedTuple
 
 from ._corrections import _accidental_hits, _hard_negatives, _logq, _score_mask
@@ -301,19 +302,7 @@ def retrieval_loss(
 
 
 def retrieval_loss_value_and_grad(
-    query_embeddings: Array,
-    candidate_embeddings: Array,
-    /,
-    *,
-    sample_weight: Array | None = None,
-    candidate_sampling_probability: Array | None = None,
-    candidate_ids: Array | None = None,
-    score_mask: Array | None = None,
-    num_hard_negatives: int | None = None,
-    temperature: float | None = None,
-    min_probability: float = 1e-6,
-    reduction: str = "sum",
-    xp: ArrayNamespace | None = None,
+    query_embeddings: Array, candidate_embeddings: Array, /, **options: object
 ) -> tuple[Array, tuple[Array, Array]]:
     r"""``retrieval_loss`` and its analytic gradients w.r.t. both embedding matrices.
 
@@ -330,19 +319,11 @@ def retrieval_loss_value_and_grad(
     piecewise constant, so they only zero entries of :math:`G`. Takes exactly the arguments
     of :func:`retrieval_loss`; ``reduction="none"`` raises ``ValueError``.
     """
-    o = _validate(
-        query_embeddings,
-        candidate_embeddings,
-        sample_weight=sample_weight,
-        candidate_sampling_probability=candidate_sampling_probability,
-        candidate_ids=candidate_ids,
-        score_mask=score_mask,
-        num_hard_negatives=num_hard_negatives,
-        temperature=temperature,
-        min_probability=min_probability,
-        reduction=reduction,
-        xp=xp,
+    bound = inspect.signature(retrieval_loss).bind(
+        query_embeddings, candidate_embeddings, **options
     )
+    bound.apply_defaults()  # the same defaults, and the same TypeError for unknown options
+    o = _validate(*bound.args, **bound.kwargs)
     if o.reduction == "none":
         msg = 'value_and_grad needs a scalar loss: use reduction="sum" or "mean", not "none"'
         raise ValueError(msg)
