@@ -194,7 +194,8 @@ def fixture_names(directory: str | FixtureDir | None = None) -> list[str]:
 
     Examples
     --------
-    >>> "retrieval_loss" in refloss.testing.fixture_names()  # doctest: +SKIP
+    >>> import refloss.testing
+    >>> "retrieval_loss" in refloss.testing.fixture_names()
     True
     """
     root = _resolve_dir(directory)
@@ -229,9 +230,10 @@ def fixture_cases(name: str, directory: str | FixtureDir | None = None) -> list[
 
     Examples
     --------
-    >>> cases = refloss.testing.fixture_cases("retrieval_loss")  # doctest: +SKIP
-    >>> cases[0].inputs["query_embeddings"].shape  # doctest: +SKIP
-    (2, 3)
+    >>> import refloss.testing
+    >>> cases = refloss.testing.fixture_cases("retrieval_loss")
+    >>> cases[0].inputs["query_embeddings"].shape
+    (4, 8)
     """
     root = _resolve_dir(directory)
     stem = _file_stem(name)
