@@ -231,7 +231,10 @@ def softmax_cross_entropy(
         \ell_i = \log \sum_{j} \exp S_{ij} - S_{ii}
 
     A row whose logits are all :math:`-\infty` except the positive has
-    :math:`\ell_i = 0` exactly. A row without a target has :math:`\ell_i = 0`.
+    :math:`\ell_i = 0` exactly. A row without a target (``positive_mask`` False, or no
+    finite logit at all) has :math:`\ell_i = 0`. A positive logit of :math:`-\infty` in a
+    row that has a target and a finite negative gives :math:`\ell_i = +\infty` (the target
+    has probability 0); use ``positive_mask`` to drop such a row instead.
 
     References
     ----------
