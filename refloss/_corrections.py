@@ -12,16 +12,16 @@ r"""The correction steps applied to in-batch retrieval logits, one pure function
 Every step takes and returns a ``(B, N)`` logits matrix whose row ``i`` has its positive in
 column ``i`` (columns ``B..N-1`` are extra negatives shared by all rows). Shapes never
 change: a removed entry is an exact :math:`-\infty`, which contributes exactly zero
-probability to the softmax. Every step is row-wise, so the private helpers also take a
-block of rows that starts at batch row ``first_row`` (whose row ``i`` has its positive in
-column ``first_row + i``); ``retrieval_loss`` uses this to process the batch in blocks.
+probability to the softmax. Every step is elementwise or row-wise, so the private helpers
+take any tile of the logits (:mod:`refloss._tiling`) together with what they need to know
+about it: the ids of its rows' targets and of its columns, and where its targets are.
 """
 
 from __future__ import annotations
 
 from ._lib import _validation as v
+from ._lib._compat import device
 from ._lib._typing import Array, ArrayNamespace
-from ._softmax import positive_mask
 
 __all__ = [
     "apply_score_mask",
@@ -31,16 +31,21 @@ __all__ = [
 ]
 
 
-def _logq(logits: Array, p: Array, min_probability: float, *, xp: ArrayNamespace) -> Array:
-    p = xp.clip(xp.astype(p, logits.dtype), min_probability, 1.0)
-    return logits - xp.log(p)[None, :]
+def sampling_log_q(p: Array, min_probability: float, *, like: Array, xp: ArrayNamespace) -> Array:
+    r""":math:`\log \operatorname{clip}(p_j, p_{\min}, 1)`, shape ``(N,)``, in ``like``'s dtype."""
+    return xp.log(xp.clip(xp.astype(p, like.dtype), min_probability, 1.0))
 
 
-def _accidental_hits(logits: Array, ids: Array, *, xp: ArrayNamespace, first_row: int = 0) -> Array:
-    num_rows, num_cols = logits.shape
-    same_id = ids[first_row : first_row + num_rows, None] == ids[None, :]
-    is_pos = positive_mask(num_rows, num_cols, like=logits, xp=xp, first_row=first_row)
-    hit = same_id & ~is_pos
+def _logq(logits: Array, log_q: Array) -> Array:
+    """Subtract each column's log sampling probability (``log_q`` holds the tile's columns)."""
+    return logits - log_q[None, :]
+
+
+def _accidental_hits(
+    logits: Array, target_ids: Array, column_ids: Array, is_target: Array, *, xp: ArrayNamespace
+) -> Array:
+    """Mask entries whose column id equals the row's target id, the target itself excepted."""
+    hit = (target_ids[:, None] == column_ids[None, :]) & ~is_target
     return xp.where(hit, -xp.inf, logits)
 
 
@@ -48,19 +53,25 @@ def _score_mask(logits: Array, score_mask: Array, *, xp: ArrayNamespace) -> Arra
     return xp.where(score_mask, logits, -xp.inf)
 
 
-def _hard_negatives(logits: Array, k: int, *, xp: ArrayNamespace, first_row: int = 0) -> Array:
-    num_rows, num_cols = logits.shape
-    if k >= num_cols - 1:
+def _hard_negatives(logits: Array, k: int, is_target: Array, *, xp: ArrayNamespace) -> Array:
+    """Keep each row's target and its ``k`` largest negatives (whole rows only)."""
+    if k >= logits.shape[1] - 1:
         return logits
-    is_pos = positive_mask(num_rows, num_cols, like=logits, xp=xp, first_row=first_row)
-    # The positive is kept separately, so it competes for no slot: its key is -inf and it
+    # The target is kept separately, so it competes for no slot: its key is -inf and it
     # sorts after every finite negative. A stable descending sort ranks equal keys by
     # column index, so ties go to the lower index.
-    key = xp.where(is_pos, -xp.inf, logits)
+    key = xp.where(is_target, -xp.inf, logits)
     order = xp.argsort(key, axis=-1, descending=True, stable=True)
     rank = xp.argsort(order, axis=-1, stable=True)
-    keep = is_pos | (rank < k) | xp.isnan(logits)
+    keep = is_target | (rank < k) | xp.isnan(logits)
     return xp.where(keep, logits, -xp.inf)
+
+
+def _in_batch_positives(logits: Array, *, xp: ArrayNamespace) -> Array:
+    """Boolean ``(B, N)``, True at row i's positive, column i."""
+    num_rows, num_cols = logits.shape
+    rows = xp.arange(num_rows, device=device(logits))[:, None]
+    return rows == xp.arange(num_cols, device=device(logits))[None, :]
 
 
 def logq_correction(
@@ -134,7 +145,7 @@ def logq_correction(
     v.check_same_device({"logits": logits, "candidate_sampling_probability": p})
     v.check_probability("candidate_sampling_probability", p, xp=xp)
     min_probability = v.check_min_probability(min_probability)
-    return _logq(logits, p, min_probability, xp=xp)
+    return _logq(logits, sampling_log_q(p, min_probability, like=logits, xp=xp))
 
 
 def remove_accidental_hits(
@@ -188,7 +199,9 @@ def remove_accidental_hits(
     v.check_integer_dtype("candidate_ids", candidate_ids, xp=xp)
     v.check_shape("candidate_ids", candidate_ids, (num_cols,), "one id per candidate column")
     v.check_same_device({"logits": logits, "candidate_ids": candidate_ids})
-    return _accidental_hits(logits, candidate_ids, xp=xp)
+    num_rows = int(logits.shape[0])
+    is_positive = _in_batch_positives(logits, xp=xp)
+    return _accidental_hits(logits, candidate_ids[:num_rows], candidate_ids, is_positive, xp=xp)
 
 
 def apply_score_mask(
@@ -291,4 +304,4 @@ def mine_hard_negatives(
     xp = v.resolve_namespace({"logits": logits}, xp=xp)
     v.check_logits("logits", logits, xp=xp)
     k = v.check_num_hard_negatives(num_hard_negatives)
-    return _hard_negatives(logits, k, xp=xp)
+    return _hard_negatives(logits, k, _in_batch_positives(logits, xp=xp), xp=xp)

@@ -1,4 +1,4 @@
-r"""Stable masked log-sum-exp and the softmax cross-entropy of in-batch retrieval.
+r"""Stable log-sum-exp and the row-wise softmax cross-entropy against general targets.
 
 Masking convention used everywhere in refloss: a masked logit is exactly :math:`-\infty`.
 It contributes exactly zero probability, and no masking pattern, however extreme, turns a
@@ -10,15 +10,24 @@ loss or a gradient into NaN:
   "double where"), so automatic differentiation never sees :math:`\log 0`.
 
 NaN in an input is never hidden: it propagates to the output.
+
+The cross-entropy of a row is computed from a few per-row statistics (a running maximum,
+sums of shifted exponentials, the target logits), which can be merged chunk by chunk of
+columns: that is the streaming log-sum-exp :mod:`refloss._tiling` uses for very wide rows.
+Two kinds of targets (:mod:`refloss._targets`) each have their statistics here:
+:class:`ColumnCrossEntropy` (one target column per row) and :class:`WeightCrossEntropy`
+(label weights, several positives per row).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from ._lib import _validation as v
-from ._lib._compat import device
 from ._lib._typing import Array, ArrayNamespace
+from ._reductions import reduce_weighted, row_scale, sample_weight_vjp
+from ._targets import TargetColumns, TargetWeights, diagonal_targets
 
 __all__ = ["logsumexp", "softmax_cross_entropy"]
 
@@ -46,7 +55,10 @@ def logsumexp(x: Array, /, *, axis: int = -1, xp: ArrayNamespace | None = None) 
     .. math::
 
         \operatorname{lse}(x) = m + \log \sum_j \exp(x_j - m),
-        \qquad m = \max_j x_j \text{ if finite, else } 0.
+        \qquad m = \max_j x_j \text{ if finite, else } 0,
+
+    and its gradient is the softmax, :math:`\partial \operatorname{lse} / \partial x_j =
+    \exp(x_j - \operatorname{lse}(x))` (0 on a slice of :math:`-\infty`).
 
     References
     ----------
@@ -62,154 +74,346 @@ def logsumexp(x: Array, /, *, axis: int = -1, xp: ArrayNamespace | None = None) 
     """
     xp = v.resolve_namespace({"x": x}, xp=xp)
     v.check_floating("x", x, xp=xp)
-    if not -x.ndim <= axis < max(x.ndim, 1):
-        msg = f"axis must index one of the {x.ndim} dimensions of x, got axis={axis}"
-        raise ValueError(msg)
-    shift = xp.max(x, axis=axis, keepdims=True)
-    shift = xp.where(xp.isfinite(shift), shift, 0.0)
-    total = xp.sum(xp.exp(x - shift), axis=axis, keepdims=True)
+    v.check_axis(axis, x.ndim)
+    lse, _ = _logsumexp_and_softmax(x, axis=axis, xp=xp)
+    return lse
+
+
+def _logsumexp_and_softmax(x: Array, *, axis: int, xp: ArrayNamespace) -> tuple[Array, Array]:
+    """``(lse(x) reduced over axis, softmax(x) of x's shape)``; both 0 safe on dead slices."""
+    shift = row_shift(xp.max(x, axis=axis, keepdims=True), xp=xp)
+    exps = xp.exp(x - shift)
+    total = xp.sum(exps, axis=axis, keepdims=True)
     live = ~(total == 0)  # NaN stays live, so NaN propagates
     # "double where": log never sees 0, so the gradient of a dead slice is 0, not NaN
-    lse = shift + xp.log(xp.where(live, total, 1.0))
-    return xp.squeeze(xp.where(live, lse, -xp.inf), axis=axis)
+    safe_total = xp.where(live, total, 1.0)
+    lse = xp.where(live, shift + xp.log(safe_total), -xp.inf)
+    return xp.squeeze(lse, axis=axis), exps / safe_total
 
 
-def positive_mask(
-    num_rows: int, num_cols: int, *, like: Array, xp: ArrayNamespace, first_row: int = 0
-) -> Array:
-    """Boolean ``(B, N)`` matrix, True at row i's positive column.
+def row_shift(peak: Array, *, xp: ArrayNamespace) -> Array:
+    """The shift of a row's exponentials: its maximum, or 0 where that is not finite."""
+    return xp.where(xp.isfinite(peak), peak, 0.0)
 
-    Row ``i`` of a block that starts at batch row ``first_row`` is batch row
-    ``first_row + i``, whose positive is column ``first_row + i``.
+
+def _rescale(previous: Array, old_peak: Array, new_shift: Array, *, xp: ArrayNamespace) -> Array:
+    r"""``previous`` (a sum of :math:`e^{S - m_\text{old}}`) re-expressed against the new shift.
+
+    A row that had no finite logit yet has ``previous = 0``; its factor is 0 rather than
+    :math:`e^{0 - m_\text{new}}`, which could overflow to make :math:`0 \cdot \infty`.
     """
-    rows = xp.arange(first_row, first_row + num_rows, device=device(like))[:, None]
-    cols = xp.arange(num_cols, device=device(like))[None, :]
-    return rows == cols
+    factor = xp.where(xp.isfinite(old_peak), xp.exp(row_shift(old_peak, xp=xp) - new_shift), 0.0)
+    return previous * factor
 
 
-def positive_logits(logits: Array, *, xp: ArrayNamespace, first_row: int = 0) -> Array:
-    """Each row's positive logit (``S[i, first_row + i]``), shape ``(B, 1)``."""
-    start = first_row
-    index = xp.arange(start, start + logits.shape[0], device=device(logits))[:, None]
-    return xp.take_along_axis(logits, index, axis=-1)
+class GradPart(NamedTuple):
+    r"""A block of columns of :math:`G = \partial L / \partial S` in factored form.
 
-
-class RowTerms(NamedTuple):
-    """What the gradient of the in-batch cross-entropy needs from the forward pass.
-
-    The columns of a block of rows split into three parts: ``left`` (before the block's
-    diagonal), the square ``diagonal`` block, and ``right``; the diagonal block is stored
-    with its diagonal (the positives) zeroed, so no ``(B, N)`` pass is needed to remove it.
+    ``G[:, cols] = row_factor * matrix`` (``row_factor`` ``(b, 1)``, or None for 1). The
+    factor is kept apart so that a caller can fold it into an :math:`O(bD)` operand of its
+    products instead of scaling the ``(b, n)`` matrix.
     """
 
-    left: Array  # (b, first_row): exp(S_ij - m_i)
-    diagonal: Array  # (b, b): exp(S_ij - m_i), 0 on the diagonal
-    right: Array  # (b, N - first_row - b): exp(S_ij - m_i)
-    rest: Array  # (b, 1): the row sums of the three parts, sum over j != i of exp(S_ij - m_i)
-    total: Array  # (b, 1): rest + exp(S_ii - m_i), the softmax normaliser (1 where no target)
-    target: Array  # (b, 1) bool: the row has a target
+    cols: slice
+    matrix: Array
+    row_factor: Array | None
 
 
-def cross_entropy_rows(
-    logits: Array, has_target: Array | None, *, xp: ArrayNamespace, first_row: int = 0
-) -> tuple[Array, RowTerms]:
-    r"""Per-row in-batch cross-entropy ``(B,)`` and the terms its gradient needs.
+class ColumnStats(NamedTuple):
+    """Per-row statistics of a softmax cross-entropy with one target column, ``(b, 1)`` each."""
 
-    Written so that a small loss keeps full relative precision: with
-    :math:`m_i = \max_j S_{ij}`, :math:`d_i = S_{ii} - m_i` and
-    :math:`r_i = \sum_{j \ne i} e^{S_{ij} - m_i}` (a sum of positive terms that excludes
-    the dominant positive),
+    peak: Array  # running max_j S_ij (-inf while every logit seen is masked)
+    rest: Array  # sum over non-target j of exp(S_ij - shift)
+    target_logit: Array  # S_{i t_i}, once the chunk that holds it has been seen
+
+
+class ColumnTile(NamedTuple):
+    """A tile's shifted exponentials, split around the columns that can hold a target."""
+
+    before: Array  # columns left of the window
+    inside: Array  # the window, 0 at each row's target
+    after: Array  # columns right of the window
+    window: slice  # global columns of the window
+    is_target: Array  # (b, window width) bool
+
+
+class ColumnCrossEntropy:
+    r"""Softmax cross-entropy of rows with one target column each, in its accurate form.
+
+    With :math:`m_i = \max_j S_{ij}`, :math:`d_i = S_{it_i} - m_i` and
+    :math:`r_i = \sum_{j \ne t_i} e^{S_{ij} - m_i}` (a sum of positive terms that excludes
+    the target, which often dominates),
 
     .. math::
 
-        \ell_i = (m_i - S_{ii}) + \operatorname{log1p}(r_i + \operatorname{expm1}(d_i)),
+        \ell_i = (m_i - S_{it_i}) + \operatorname{log1p}(r_i + \operatorname{expm1}(d_i)),
         \qquad
         \frac{\partial \ell_i}{\partial S_{ij}} =
-        \begin{cases} e^{S_{ij} - m_i} / (r_i + e^{d_i}) & j \ne i \\
-                       -r_i / (r_i + e^{d_i}) & j = i \end{cases}
+        \begin{cases} e^{S_{ij} - m_i} / (r_i + e^{d_i}) & j \ne t_i \\
+                      -r_i / (r_i + e^{d_i}) & j = t_i \end{cases}
 
-    so neither :math:`\log(1 + \text{tiny})` nor :math:`p_{ii} - 1` loses digits. A row
-    with no target (``has_target`` False, or no finite logit) has loss 0 and gradient 0.
-    ``logits`` may be a block of rows that starts at batch row ``first_row``.
+    so neither :math:`\log(1 + \text{tiny})` nor :math:`p_{it_i} - 1` loses digits. A row
+    with no target (``has_target`` False, or no finite logit) has loss 0 and gradient 0; a
+    target logit of :math:`-\infty` in a row with a finite logit gives :math:`+\infty`.
     """
-    num_rows, _ = logits.shape
-    stop = first_row + num_rows
-    shift = xp.max(logits, axis=-1, keepdims=True)
-    shift = xp.where(xp.isfinite(shift), shift, 0.0)
-    positive = positive_logits(logits, xp=xp, first_row=first_row)
-    scaled = xp.exp(logits - shift)
-    is_pos = positive_mask(num_rows, num_rows, like=logits, xp=xp)
-    left, right = scaled[:, :first_row], scaled[:, stop:]
-    diagonal = xp.where(is_pos, 0.0, scaled[:, first_row:stop])
-    rest = sum(xp.sum(part, axis=-1, keepdims=True) for part in (left, diagonal, right))
-    gap = positive - shift
-    total = rest + xp.exp(gap)
-    target = ~(total == 0)  # a row with no finite logit has no target; NaN stays live
-    if has_target is not None:
-        target = target & has_target[:, None]
-    # "double where": the unselected branches stay finite, so autodiff sees no NaN
-    log_arg = xp.where(target, rest + xp.expm1(gap), 0.0)
-    margin = xp.where(target, shift - positive, 0.0)
-    loss = xp.where(target, margin + xp.log1p(log_arg), 0.0)[:, 0]
-    total = xp.where(target, total, 1.0)
-    return loss, RowTerms(left, diagonal, right, rest, total, target)
+
+    def __init__(self, targets: TargetColumns, *, xp: ArrayNamespace) -> None:
+        self.targets = targets
+        self.xp = xp
+
+    def _split(self, exps: Array, rows: slice, cols: slice) -> ColumnTile:
+        """The tile's exponentials with the target window cut out and zeroed at the targets."""
+        xp = self.xp
+        window = self.targets.window(rows, cols)
+        start, stop = window.start - cols.start, window.stop - cols.start
+        is_target = self.targets.is_target(rows, window, xp=xp)
+        inside = xp.where(is_target, 0.0, exps[:, start:stop])
+        return ColumnTile(exps[:, :start], inside, exps[:, stop:], window, is_target)
+
+    def update(
+        self, previous: ColumnStats | None, logits: Array, rows: slice, cols: slice
+    ) -> tuple[ColumnStats, ColumnTile]:
+        """Merge the tile ``logits`` (rows x cols) into ``previous``; return its exponentials."""
+        xp = self.xp
+        peak = xp.max(logits, axis=-1, keepdims=True)
+        if previous is not None:
+            peak = xp.maximum(previous.peak, peak)
+        shift = row_shift(peak, xp=xp)
+        tile = self._split(xp.exp(logits - shift), rows, cols)
+        rest = sum(xp.sum(part, axis=-1, keepdims=True) for part in tile[:3])
+        local = slice(tile.window.start - cols.start, tile.window.stop - cols.start)
+        in_window = xp.where(tile.is_target, logits[:, local], 0.0)
+        target_logit = xp.sum(in_window, axis=-1, keepdims=True)
+        if previous is not None:
+            rest = rest + _rescale(previous.rest, previous.peak, shift, xp=xp)
+            target_logit = target_logit + previous.target_logit
+        return ColumnStats(peak, rest, target_logit), tile
+
+    def exps(self, stats: ColumnStats, logits: Array, rows: slice, cols: slice) -> ColumnTile:
+        """The split exponentials of a tile against the final shift (a second pass)."""
+        shift = row_shift(stats.peak, xp=self.xp)
+        return self._split(self.xp.exp(logits - shift), rows, cols)
+
+    def _terms(self, stats: ColumnStats, rows: slice) -> tuple[Array, Array, Array]:
+        """``(has_target, shift, total)`` of each row, ``(b, 1)``."""
+        xp = self.xp
+        shift = row_shift(stats.peak, xp=xp)
+        total = stats.rest + xp.exp(stats.target_logit - shift)
+        has_target = ~(total == 0)  # no finite logit: no target; NaN stays live
+        if self.targets.has_target is not None:
+            has_target = has_target & self.targets.has_target[rows, None]
+        return has_target, shift, total
+
+    def loss(self, stats: ColumnStats, rows: slice) -> Array:
+        """Per-row losses ``(b,)``."""
+        xp = self.xp
+        has_target, shift, _ = self._terms(stats, rows)
+        gap = stats.target_logit - shift
+        # "double where": the unselected branches stay finite, so autodiff sees no NaN
+        log_arg = xp.where(has_target, stats.rest + xp.expm1(gap), 0.0)
+        margin = xp.where(has_target, shift - stats.target_logit, 0.0)
+        return xp.where(has_target, margin + xp.log1p(log_arg), 0.0)[:, 0]
+
+    def grad_parts(
+        self, stats: ColumnStats, tile: ColumnTile, rows: slice, scale: Array
+    ) -> list[GradPart]:
+        """``scale_i * d loss_i / d S`` over a tile, from its split exponentials."""
+        xp = self.xp
+        has_target, _, total = self._terms(stats, rows)
+        factor = xp.where(has_target, scale / xp.where(has_target, total, 1.0), 0.0)
+        window = tile.window
+        at_target = -stats.rest * factor
+        grads = [
+            GradPart(slice(window.start - tile.before.shape[1], window.start), tile.before, factor),
+            GradPart(window, xp.where(tile.is_target, at_target, factor * tile.inside), None),
+            GradPart(slice(window.stop, window.stop + tile.after.shape[1]), tile.after, factor),
+        ]
+        return [g for g in grads if g.matrix.shape[1] > 0]
 
 
-def cross_entropy_grad(terms: RowTerms, scale: Array, *, xp: ArrayNamespace) -> tuple[Array, Array]:
-    """``scale * d loss_i / d S`` in factored form ``(row_factor (b, 1), diagonal (b, 1))``.
+class WeightStats(NamedTuple):
+    """Per-row statistics of a softmax cross-entropy against label weights, ``(b, 1)`` each."""
 
-    Off the diagonal the gradient is ``row_factor * [left, diagonal, right]`` (the stored
-    exponentials); on it, ``diagonal``. Callers fold ``row_factor`` into an ``O(b D)``
-    operand of their products instead of scaling a ``(b, N)`` matrix.
+    peak: Array  # running max_j S_ij
+    total: Array  # sum_j exp(S_ij - shift)
+    label_sum: Array  # sum_j y_ij
+    label_gap: Array  # sum_j y_ij (S_ij - shift), over y_ij > 0
+
+
+class WeightCrossEntropy:
+    r"""Softmax cross-entropy of rows against label weights :math:`y_{ij} \ge 0`.
+
+    .. math::
+
+        \ell_i = \sum_j y_{ij} (\operatorname{lse}_i - S_{ij})
+               = Y_i \log \sum_j e^{S_{ij} - m_i} - \sum_j y_{ij} (S_{ij} - m_i),
+        \qquad
+        \frac{\partial \ell_i}{\partial S_{ij}} = Y_i\, p_{ij} - y_{ij},
+
+    with :math:`Y_i = \sum_j y_{ij}` and :math:`p` the row softmax. Entries with
+    :math:`y_{ij} = 0` contribute nothing (a masked one is not :math:`0 \cdot \infty`); a
+    positive weight on a masked logit gives :math:`+\infty`. A row with :math:`Y_i = 0`, or
+    with no finite logit, has loss 0 and gradient 0.
     """
-    factor = xp.where(terms.target, scale / terms.total, 0.0)
-    return factor, -terms.rest * factor
+
+    def __init__(self, targets: TargetWeights, *, xp: ArrayNamespace) -> None:
+        self.targets = targets
+        self.xp = xp
+
+    def _labels(self, logits: Array, rows: slice, cols: slice) -> Array:
+        return self.xp.astype(self.targets.weights[rows, cols], logits.dtype)
+
+    def update(
+        self, previous: WeightStats | None, logits: Array, rows: slice, cols: slice
+    ) -> tuple[WeightStats, Array]:
+        """Merge the tile ``logits`` into ``previous``; also return its exponentials."""
+        xp = self.xp
+        labels = self._labels(logits, rows, cols)
+        peak = xp.max(logits, axis=-1, keepdims=True)
+        if previous is not None:
+            peak = xp.maximum(previous.peak, peak)
+        shift = row_shift(peak, xp=xp)
+        exps = xp.exp(logits - shift)
+        total = xp.sum(exps, axis=-1, keepdims=True)
+        positive = labels > 0
+        gaps = xp.where(positive, labels * (xp.where(positive, logits, 0.0) - shift), 0.0)
+        # a positive weight on a masked logit: -inf gap, +inf loss
+        gaps = xp.where(positive & (logits == -xp.inf), -xp.inf, gaps)
+        label_sum = xp.sum(labels, axis=-1, keepdims=True)
+        label_gap = xp.sum(gaps, axis=-1, keepdims=True)
+        if previous is not None:
+            old_shift = row_shift(previous.peak, xp=xp)
+            total = total + _rescale(previous.total, previous.peak, shift, xp=xp)
+            label_sum = label_sum + previous.label_sum
+            label_gap = label_gap + previous.label_gap + previous.label_sum * (old_shift - shift)
+        return WeightStats(peak, total, label_sum, label_gap), exps
+
+    def exps(self, stats: WeightStats, logits: Array, rows: slice, cols: slice) -> Array:
+        """The exponentials of a tile against the final shift (a second pass)."""
+        return self.xp.exp(logits - row_shift(stats.peak, xp=self.xp))
+
+    def _has_target(self, stats: WeightStats) -> Array:
+        return (stats.label_sum > 0) & ~(stats.total == 0)
+
+    def loss(self, stats: WeightStats, rows: slice) -> Array:
+        """Per-row losses ``(b,)``."""
+        xp = self.xp
+        has_target = self._has_target(stats)
+        log_total = xp.log(xp.where(has_target, stats.total, 1.0))
+        label_gap = xp.where(has_target, stats.label_gap, 0.0)
+        return xp.where(has_target, stats.label_sum * log_total - label_gap, 0.0)[:, 0]
+
+    def grad_parts(
+        self, stats: WeightStats, exps: Array, rows: slice, scale: Array, *, cols: slice
+    ) -> list[GradPart]:
+        """``scale_i * d loss_i / d S`` over one tile."""
+        xp = self.xp
+        has_target = self._has_target(stats)
+        total = xp.where(has_target, stats.total, 1.0)
+        factor = xp.where(has_target, scale * stats.label_sum / total, 0.0)
+        labels = self._labels(exps, rows, cols)
+        grad = factor * exps - xp.where(has_target, scale, 0.0) * labels
+        return [GradPart(cols, grad, None)]
 
 
-def reduce_weighted(
-    per_row: Array, sample_weight: Array | None, reduction: str, *, xp: ArrayNamespace
+def cross_entropy_for(
+    targets: TargetColumns | TargetWeights, *, xp: ArrayNamespace
+) -> ColumnCrossEntropy | WeightCrossEntropy:
+    """The cross-entropy statistics that fit ``targets``."""
+    if isinstance(targets, TargetWeights):
+        return WeightCrossEntropy(targets, xp=xp)
+    return ColumnCrossEntropy(targets, xp=xp)
+
+
+def tile_grad_parts(ce, stats, exps, rows: slice, cols: slice, scale: Array) -> list[GradPart]:
+    """Dispatch ``grad_parts`` for either cross-entropy kind."""
+    if isinstance(ce, WeightCrossEntropy):
+        return ce.grad_parts(stats, exps, rows, scale, cols=cols)
+    return ce.grad_parts(stats, exps, rows, scale)
+
+
+def cross_entropy_rows(
+    logits: Array, targets: TargetColumns | TargetWeights, *, xp: ArrayNamespace
 ) -> Array:
-    """Apply ``sample_weight`` then ``reduction`` ("sum", "mean" over B rows, or "none")."""
-    if sample_weight is not None:
-        per_row = per_row * xp.astype(sample_weight, per_row.dtype)
-    if reduction == "none":
-        return per_row
-    total = xp.sum(per_row)
-    if reduction == "mean":
-        return total / per_row.shape[0]
-    return total
+    """Per-row cross-entropy ``(B,)`` of a whole logits matrix (one tile)."""
+    num_rows, num_cols = logits.shape
+    rows, cols = slice(0, num_rows), slice(0, num_cols)
+    ce = cross_entropy_for(targets, xp=xp)
+    stats, _ = ce.update(None, logits, rows, cols)
+    return ce.loss(stats, rows)
 
 
-def reduction_scale(
-    num_rows: int, sample_weight: Array | None, reduction: str, *, like: Array, xp: ArrayNamespace
-) -> Array:
-    """The ``(B, 1)`` factor ``d loss / d row-loss``: the weight, divided by B for "mean"."""
-    scale = xp.ones((num_rows,), dtype=like.dtype, device=device(like))
-    if sample_weight is not None:
-        scale = scale * xp.astype(sample_weight, like.dtype)
-    if reduction == "mean":
-        scale = scale / num_rows
-    return scale[:, None]
+def cross_entropy_rows_vjp(
+    logits: Array, targets: TargetColumns | TargetWeights, scale: Array, *, xp: ArrayNamespace
+) -> tuple[Array, Array]:
+    """``(per_row (B,), G (B, N))`` with ``G = scale * d loss_i / d S`` for a whole matrix."""
+    num_rows, num_cols = logits.shape
+    rows, cols = slice(0, num_rows), slice(0, num_cols)
+    ce = cross_entropy_for(targets, xp=xp)
+    stats, exps = ce.update(None, logits, rows, cols)
+    parts = tile_grad_parts(ce, stats, exps, rows, cols, scale)
+    blocks = [
+        part.matrix if part.row_factor is None else part.row_factor * part.matrix for part in parts
+    ]
+    grad = blocks[0] if len(blocks) == 1 else xp.concat(blocks, axis=-1)
+    return ce.loss(stats, rows), grad
+
+
+def softmax_targets(
+    logits: Array,
+    labels: Array | None,
+    positive_mask: Array | None,
+    *,
+    xp: ArrayNamespace,
+) -> TargetColumns | TargetWeights:
+    """Validate ``labels`` and ``positive_mask`` against ``logits``; return the targets."""
+    num_rows, num_cols = v.check_logits("logits", logits, xp=xp, in_batch=labels is None)
+    if positive_mask is not None:
+        v.check_bool_dtype("positive_mask", positive_mask, xp=xp)
+        v.check_shape("positive_mask", positive_mask, (num_rows,), "one flag per row")
+    if labels is None:
+        return diagonal_targets(num_rows, positive_mask, like=logits, xp=xp)
+    if labels.ndim == 1:
+        v.check_integer_dtype("labels", labels, xp=xp)
+        v.check_shape("labels", labels, (num_rows,), "one target column per row")
+        v.check_index_range("labels", labels, num_cols, xp=xp)
+        return TargetColumns(labels, positive_mask, diagonal=False)
+    if labels.dtype != xp.bool:
+        v.check_floating("labels", labels, xp=xp)
+    v.check_shape("labels", labels, (num_rows, num_cols), "one label weight per logit")
+    v.check_nonnegative("labels", labels, xp=xp)
+    if positive_mask is not None:
+        labels = xp.where(positive_mask[:, None], labels, xp.zeros_like(labels))
+    return TargetWeights(labels)
 
 
 def softmax_cross_entropy(
     logits: Array,
     /,
     *,
+    labels: Array | None = None,
     positive_mask: Array | None = None,
-    sample_weight: Array | None = None,
+    sample_weight: Array | float | None = None,
     reduction: str = "sum",
     xp: ArrayNamespace | None = None,
 ) -> Array:
-    r"""Softmax cross-entropy with row i's positive in column i (in-batch labels ``eye(B, N)``).
+    r"""Row-wise softmax cross-entropy against in-batch labels, target columns or label weights.
 
     Parameters
     ----------
-    logits : array, shape (B, N), real floating
-        Corrected logits, ``N >= B``; masked entries are :math:`-\infty`.
+    logits : array, shape (B, N), float32 or float64
+        Corrected logits; masked entries are :math:`-\infty`.
+    labels : array, optional
+        The targets of the rows:
+
+        * None (default): in-batch labels, row ``i``'s target is column ``i`` (``N >= B``);
+        * integer array of shape ``(B,)``: row ``i``'s target is column ``labels[i]``, in
+          ``[0, N)``;
+        * bool or real array of shape ``(B, N)``: label weights :math:`y_{ij} \ge 0`, for
+          several positives per row (weights are used as given, not normalised).
     positive_mask : array, shape (B,), bool, optional
         False marks a row with no target: its loss is exactly 0 (an all-zero label row).
-        None means every row has its positive.
+        None means every row has its target.
     sample_weight : array of shape (B,) or (), or float, optional
         Per-row weights, cast to the dtype of ``logits``; a scalar weights every row.
     reduction : {"sum", "mean", "none"}, default "sum"
@@ -228,19 +432,26 @@ def softmax_cross_entropy(
     -----
     .. math::
 
-        \ell_i = \log \sum_{j} \exp S_{ij} - S_{ii}
+        \ell_i = \sum_j y_{ij} \Bigl(\log \sum_k \exp S_{ik} - S_{ij}\Bigr),
+        \qquad
+        \frac{\partial \ell_i}{\partial S_{ij}} = \Bigl(\sum_k y_{ik}\Bigr) p_{ij} - y_{ij},
 
-    A row whose logits are all :math:`-\infty` except the positive has
-    :math:`\ell_i = 0` exactly. A row without a target (``positive_mask`` False, or no
-    finite logit at all) has :math:`\ell_i = 0`. A positive logit of :math:`-\infty` in a
-    row that has a target and a finite negative gives :math:`\ell_i = +\infty` (the target
-    has probability 0); use ``positive_mask`` to drop such a row instead.
+    with :math:`y_i` the one-hot row of the target column for in-batch labels and integer
+    labels, for which the accurate form of :class:`ColumnCrossEntropy` is used (a small
+    loss keeps its relative precision). A row whose logits are all :math:`-\infty` except
+    the target has :math:`\ell_i = 0` exactly. A row without a target (``positive_mask``
+    False, an all-zero label row, or no finite logit at all) has :math:`\ell_i = 0`. A
+    target logit of :math:`-\infty` in a row that has a finite logit gives
+    :math:`\ell_i = +\infty` (the target has probability 0); use ``positive_mask`` to drop
+    such a row instead.
 
     References
     ----------
     .. [1] TensorFlow ``tf.nn.softmax_cross_entropy_with_logits`` kernel (row max shift,
        zero loss for an all-zero label row) and tf-keras ``compute_weighted_loss``
        reductions, as used by TFRS 0.7.7 ``tasks.Retrieval``.
+    .. [2] P. Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020 (several
+       positives per row).
 
     Examples
     --------
@@ -249,21 +460,86 @@ def softmax_cross_entropy(
     >>> s = xp.asarray([[0.0, 0.0], [0.0, 0.0]])
     >>> round(float(refloss.softmax_cross_entropy(s)), 12)  # 2 log 2
     1.38629436112
+    >>> round(float(refloss.softmax_cross_entropy(s, labels=xp.asarray([1, 1]))), 12)
+    1.38629436112
     """
-    weight_arg = None if v.is_python_real(sample_weight) else sample_weight
-    xp = v.resolve_namespace(
-        {"logits": logits, "positive_mask": positive_mask, "sample_weight": weight_arg}, xp=xp
+    xp, targets, sample_weight, reduction = _validate(
+        logits,
+        labels=labels,
+        positive_mask=positive_mask,
+        sample_weight=sample_weight,
+        reduction=reduction,
+        xp=xp,
     )
-    num_rows, _ = v.check_logits("logits", logits, xp=xp)
-    sample_weight = v.weight_array(sample_weight, like=logits, xp=xp)
-    if positive_mask is not None:
-        v.check_bool_dtype("positive_mask", positive_mask, xp=xp)
-        v.check_shape("positive_mask", positive_mask, (num_rows,), "one flag per row")
-    if sample_weight is not None:
-        v.check_sample_weight(sample_weight, num_rows, xp=xp)
-    reduction = v.check_reduction(reduction)
-    v.check_same_device(
-        {"logits": logits, "positive_mask": positive_mask, "sample_weight": sample_weight}
-    )
-    per_row, _ = cross_entropy_rows(logits, positive_mask, xp=xp)
+    per_row = cross_entropy_rows(logits, targets, xp=xp)
     return reduce_weighted(per_row, sample_weight, reduction, xp=xp)
+
+
+def _validate(
+    logits: Array,
+    *,
+    labels: Array | None,
+    positive_mask: Array | None,
+    sample_weight: Array | float | None,
+    reduction: object,
+    xp: ArrayNamespace | None,
+) -> tuple[ArrayNamespace, TargetColumns | TargetWeights, Array | None, str]:
+    weight_arg = None if v.is_python_real(sample_weight) else sample_weight
+    arrays = {
+        "logits": logits,
+        "labels": labels,
+        "positive_mask": positive_mask,
+        "sample_weight": weight_arg,
+    }
+    xp = v.resolve_namespace(arrays, xp=xp)
+    targets = softmax_targets(logits, labels, positive_mask, xp=xp)
+    sample_weight = v.weight_array(sample_weight, like=logits, xp=xp)
+    if sample_weight is not None:
+        v.check_sample_weight(sample_weight, int(logits.shape[0]), xp=xp)
+    reduction = v.check_reduction(reduction)
+    v.check_same_device({**arrays, "sample_weight": sample_weight})
+    return xp, targets, sample_weight, reduction
+
+
+def softmax_cross_entropy_vjp(
+    arguments: Mapping[str, Any],
+) -> tuple[Array, dict[str, Array | None]]:
+    r"""``softmax_cross_entropy`` and its gradients, given its bound arguments by name.
+
+    .. math::
+
+        \frac{\partial L}{\partial S_{ij}} = s_i \Bigl(\bigl(\textstyle\sum_k y_{ik}\bigr)
+            p_{ij} - y_{ij}\Bigr), \qquad
+        \frac{\partial L}{\partial w_i} = r \ell_i,
+
+    with :math:`s_i = r w_i` (:mod:`refloss._reductions`); zero on rows without a target.
+    """
+    logits = arguments["logits"]
+    options = {name: value for name, value in arguments.items() if name != "logits"}
+    xp, targets, sample_weight, reduction = _validate(logits, **options)
+    scale = row_scale(int(logits.shape[0]), sample_weight, reduction, like=logits, xp=xp)
+    per_row, grad_logits = cross_entropy_rows_vjp(logits, targets, scale, xp=xp)
+    grads = {
+        "logits": grad_logits,
+        "sample_weight": (
+            None
+            if sample_weight is None
+            else sample_weight_vjp(per_row, sample_weight, reduction, xp=xp)
+        ),
+    }
+    return reduce_weighted(per_row, sample_weight, reduction, xp=xp), grads
+
+
+def logsumexp_vjp(arguments: Mapping[str, Any]) -> tuple[Array, dict[str, Array | None]]:
+    r"""``logsumexp`` of a slice reduced to a scalar and its gradient, the softmax.
+
+    .. math::
+
+        \frac{\partial\, \operatorname{lse}(x)}{\partial x_j} = e^{x_j - \operatorname{lse}(x)}.
+    """
+    x, axis = arguments["x"], arguments["axis"]
+    xp = v.resolve_namespace({"x": x}, xp=arguments["xp"])
+    v.check_floating("x", x, xp=xp)
+    v.check_axis(axis, x.ndim)
+    lse, probabilities = _logsumexp_and_softmax(x, axis=axis, xp=xp)
+    return lse, {"x": probabilities}

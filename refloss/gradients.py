@@ -1,60 +1,126 @@
-r"""Analytic gradients: ``value_and_grad(loss_fn)`` for every refloss loss.
+r"""Analytic gradients: ``value_and_grad(loss_fn, wrt=None)`` for every refloss scalar loss.
 
-The gradients are derived by hand from each loss's formula (its docstring shows the
-derivation) and computed with the same array operations as the loss, so they run on every
-Array API backend without an autodiff system. They are checked against PyTorch autograd and
-finite differences in the test suite.
+Each loss is a composition of pieces with their own vector-Jacobian products: scores
+(:mod:`refloss._scores`), corrections, a row-wise cross-entropy (:mod:`refloss._softmax`)
+and a reduction (:mod:`refloss._reductions`). A family's ``*_vjp`` rule chains them in
+reverse; this module finds the rule in the registry (:mod:`refloss._registry`), binds the
+arguments and picks the gradients asked for. Everything runs with the same array
+operations as the loss, on every Array API backend, without an autodiff system; the test
+suite checks each rule against PyTorch autograd and finite differences.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._lib._compat import array_namespace
 from ._lib._typing import Array
-from .retrieval import retrieval_loss, retrieval_loss_value_and_grad
+from ._registry import FAMILIES, Family, family_of
 
 __all__ = ["value_and_grad"]
 
-_RULES: dict[Callable[..., Any], Callable[..., tuple[Array, tuple[Array, ...]]]] = {
-    retrieval_loss: retrieval_loss_value_and_grad,
-}
+
+def _unwrap(loss_fn: object) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """``(function, bound args, bound keywords)`` through nested ``functools.partial``."""
+    if isinstance(loss_fn, functools.partial):
+        inner, args, keywords = _unwrap(loss_fn.func)
+        return inner, (*args, *loss_fn.args), {**keywords, **loss_fn.keywords}
+    return loss_fn, (), {}  # type: ignore[return-value]
+
+
+def _family(function: object) -> Family:
+    family = family_of(function)
+    if family is None or family.vjp is None:
+        scalar = ", ".join(f"refloss.{f.name}" for f in FAMILIES if f.vjp is not None)
+        what = (
+            f"refloss.{family.name} returns an array of logits, not a scalar loss"
+            if family is not None
+            else f"got {function!r}"
+        )
+        msg = f"value_and_grad supports the scalar losses {scalar} (or a partial of one); {what}"
+        raise TypeError(msg)
+    return family
+
+
+def _check_wrt(family: Family, wrt: Sequence[str] | str | None) -> tuple[str, ...]:
+    if wrt is None:
+        return family.positional
+    names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    unknown = [name for name in names if name not in family.differentiable]
+    if unknown or not names:
+        msg = (
+            f"wrt must name arguments of refloss.{family.name} that can be differentiated, "
+            f"from {family.differentiable}; got {names!r}"
+        )
+        raise ValueError(msg)
+    return names
+
+
+def _check_differentiable(name: str, value: object) -> None:
+    """Raise ``TypeError`` unless ``value`` is a floating array (a gradient can be returned)."""
+    try:
+        xp = array_namespace(value)
+    except TypeError:
+        msg = (
+            f"cannot differentiate with respect to {name}: it was given as "
+            f"{type(value).__name__} {value!r}; pass it as an array (a 0-D array for a scalar)"
+        )
+        raise TypeError(msg) from None
+    if not xp.isdtype(value.dtype, "real floating"):
+        msg = (
+            f"cannot differentiate with respect to {name}: its dtype {value.dtype} is not floating"
+        )
+        raise TypeError(msg)
 
 
 def value_and_grad(
-    loss_fn: Callable[..., Array],
+    loss_fn: Callable[..., Array], wrt: Sequence[str] | str | None = None
 ) -> Callable[..., tuple[Array, tuple[Array, ...]]]:
-    r"""Return a function computing ``loss_fn`` and its gradient w.r.t. every positional array.
+    r"""Return a function computing ``loss_fn`` and its gradient.
 
     Parameters
     ----------
     loss_fn : callable
-        A refloss loss, e.g. ``refloss.retrieval_loss``.
+        A refloss scalar loss (``retrieval_loss``, ``softmax_cross_entropy``,
+        ``logsumexp``), or a ``functools.partial`` of one.
+    wrt : str or sequence of str, optional
+        The arguments to differentiate, in the order their gradients are returned. None
+        (default): every positional array. A keyword argument given as an array may be
+        named too, e.g. ``"temperature"`` (a 0-D array) or ``"sample_weight"``.
 
     Returns
     -------
     callable
         ``f(*arrays, **options) -> (loss, grads)``, taking exactly the arguments of
-        ``loss_fn``. ``grads`` is a tuple with one gradient per positional array, each with
-        that array's shape, dtype, namespace and device. The loss must be scalar:
+        ``loss_fn``. ``grads`` is a tuple with one gradient per name in ``wrt``, each with
+        that argument's shape, dtype, namespace and device. The loss must be scalar:
         ``reduction="none"`` raises ``ValueError``.
 
     Raises
     ------
     TypeError
-        If ``loss_fn`` is not a refloss loss with an analytic gradient.
+        If ``loss_fn`` is not a refloss scalar loss; when called, if an argument named in
+        ``wrt`` is not a floating array.
+    ValueError
+        If ``wrt`` names an argument that cannot be differentiated.
 
     Notes
     -----
-    For ``retrieval_loss`` with corrected logits :math:`S = QC^\top/\tau + \ldots`,
+    For ``retrieval_loss`` with corrected logits :math:`S = QC^\top/\tau + \ldots` and
     per-row weight :math:`s_i` (:math:`w_i`, divided by B for ``"mean"``):
 
     .. math::
 
         G_{ij} = s_i \bigl(\operatorname{softmax}(S_i)_j - [j = i]\bigr), \qquad
-        \nabla_Q L = G C / \tau, \qquad \nabla_C L = G^\top Q / \tau,
+        \nabla_Q L = G C / \tau, \qquad \nabla_C L = G^\top Q / \tau, \qquad
+        \frac{\partial L}{\partial \tau} = -\frac{1}{\tau^2} \sum_{ij} G_{ij} (QC^\top)_{ij},
 
-    with :math:`G_{ij} = 0` on masked entries and on rows without a target.
+    with :math:`G_{ij} = 0` on masked entries and on rows without a target. Gradients also
+    flow *through* refloss with the backends' own autodiff (``torch.autograd``,
+    ``jax.grad``): the functions are plain array code.
 
     References
     ----------
@@ -70,10 +136,36 @@ def value_and_grad(
     >>> loss, (dq, dc) = refloss.value_and_grad(refloss.retrieval_loss)(q, c)
     >>> dq.shape, dc.shape
     ((1, 2), (2, 2))
+    >>> tau = xp.asarray(0.5)
+    >>> f = refloss.value_and_grad(refloss.retrieval_loss, wrt=("temperature",))
+    >>> loss, (d_tau,) = f(q, c, temperature=tau)
+    >>> d_tau.shape
+    ()
     """
-    try:
-        return _RULES[loss_fn]
-    except (KeyError, TypeError):
-        names = ", ".join(f"refloss.{fn.__name__}" for fn in _RULES)
-        msg = f"value_and_grad supports {names}; got {loss_fn!r}"
-        raise TypeError(msg) from None
+    function, bound_args, bound_keywords = _unwrap(loss_fn)
+    family = _family(function)
+    names = _check_wrt(family, wrt)
+    signature = inspect.signature(function)
+
+    def loss_and_gradients(*args: Any, **kwargs: Any) -> tuple[Array, tuple[Array, ...]]:
+        bound = signature.bind(*bound_args, *args, **{**bound_keywords, **kwargs})
+        bound.apply_defaults()
+        arguments = bound.arguments
+        if arguments.get("reduction") == "none":
+            msg = 'value_and_grad needs a scalar loss: use reduction="sum" or "mean", not "none"'
+            raise ValueError(msg)
+        for name in names:
+            _check_differentiable(name, arguments[name])
+        value, gradients = family.vjp(arguments)  # type: ignore[misc]
+        if value.ndim != 0:
+            msg = (
+                f"value_and_grad needs a scalar loss; refloss.{family.name} returned shape "
+                f"{tuple(value.shape)} for these arguments"
+            )
+            raise ValueError(msg)
+        return value, tuple(gradients[name] for name in names)
+
+    loss_and_gradients.__doc__ = (
+        f"Value and gradient of refloss.{family.name} with respect to {', '.join(names)}."
+    )
+    return loss_and_gradients

@@ -2,22 +2,28 @@ r"""The in-batch softmax retrieval loss with extra negatives (TFRS ``tasks.Retri
 
 from __future__ import annotations
 
-import inspect
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
-from ._corrections import _accidental_hits, _hard_negatives, _logq, _score_mask
-from ._lib import _validation as v
-from ._lib._typing import Array, ArrayNamespace
-from ._softmax import (
-    RowTerms,
-    cross_entropy_grad,
-    cross_entropy_rows,
-    positive_logits,
-    reduce_weighted,
-    reduction_scale,
+from ._corrections import (
+    _accidental_hits,
+    _hard_negatives,
+    _logq,
+    _score_mask,
+    sampling_log_q,
 )
+from ._lib import _validation as v
+from ._lib._compat import is_lazy_array
+from ._lib._typing import Array, ArrayNamespace
+from ._reductions import reduce_weighted, row_scale, sample_weight_vjp
+from ._scores import scale_query, scale_query_vjp
+from ._targets import TargetColumns, diagonal_targets
+from ._tiling import Plan, ScoreProblem, plan_tiles, row_losses, row_losses_vjp
 
 __all__ = ["retrieval_loss"]
+
+
+_POSITIONAL = ("query_embeddings", "candidate_embeddings")
 
 
 class _Options(NamedTuple):
@@ -28,10 +34,10 @@ class _Options(NamedTuple):
     candidate_ids: Array | None
     score_mask: Array | None
     num_hard_negatives: int | None
-    temperature: float | None
+    temperature: float | Array | None
     min_probability: float
     reduction: str
-    shape: tuple[int, int]  # (B, N)
+    plan: Plan
     xp: ArrayNamespace
 
 
@@ -47,6 +53,8 @@ def _validate(
     temperature: object,
     min_probability: object,
     reduction: object,
+    block_size: object,
+    chunk_size: object,
     xp: ArrayNamespace | None,
 ) -> _Options:
     arrays = {
@@ -56,6 +64,7 @@ def _validate(
         "candidate_sampling_probability": candidate_sampling_probability,
         "candidate_ids": candidate_ids,
         "score_mask": score_mask,
+        "temperature": None if v.is_python_real(temperature) else temperature,
     }
     xp = v.resolve_namespace(arrays, xp=xp)
     q, c = query_embeddings, candidate_embeddings
@@ -102,18 +111,32 @@ def _validate(
     if score_mask is not None:
         v.check_bool_dtype("score_mask", score_mask, xp=xp)
         v.check_shape("score_mask", score_mask, (num_rows, num_cols), "queries x candidates")
+    k = None if num_hard_negatives is None else v.check_num_hard_negatives(num_hard_negatives)
+    block_size = v.check_size("block_size", block_size)
+    chunk_size = v.check_size("chunk_size", chunk_size)
+    if k is not None and chunk_size is not None and chunk_size < num_cols:
+        msg = (
+            f"num_hard_negatives ranks whole rows: chunk_size must be None or >= N = "
+            f"{num_cols}, got {chunk_size}"
+        )
+        raise ValueError(msg)
     options = _Options(
         sample_weight=sample_weight,
         candidate_sampling_probability=candidate_sampling_probability,
         candidate_ids=candidate_ids,
         score_mask=score_mask,
-        num_hard_negatives=(
-            None if num_hard_negatives is None else v.check_num_hard_negatives(num_hard_negatives)
-        ),
-        temperature=v.check_temperature(temperature),
+        num_hard_negatives=k,
+        temperature=v.check_temperature(temperature, like=q, xp=xp),
         min_probability=v.check_min_probability(min_probability),
         reduction=v.check_reduction(reduction),
-        shape=(num_rows, num_cols),
+        plan=plan_tiles(
+            num_rows,
+            num_cols,
+            lazy=is_lazy_array(q),
+            block_size=block_size,
+            chunk_size=chunk_size,
+            whole_rows=k is not None,
+        ),
         xp=xp,
     )
     v.check_same_device(arrays)
@@ -122,42 +145,48 @@ def _validate(
     return options
 
 
-#: Logits entries processed at once (2 MiB of float32): the batch is cut into blocks of
-#: rows so the elementwise passes stay in cache and memory stays O(block * N), not O(B * N).
-_BLOCK_ENTRIES = 2**19
-
-
-def _row_blocks(num_rows: int, num_cols: int) -> list[tuple[int, int]]:
-    """``[(first_row, stop), ...]`` covering ``range(num_rows)`` in blocks of rows."""
-    size = max(1, _BLOCK_ENTRIES // num_cols)
-    return [(start, min(start + size, num_rows)) for start in range(0, num_rows, size)]
-
-
-def _block_loss(
-    query: Array, candidates: Array, o: _Options, first_row: int, stop: int
-) -> tuple[Array, RowTerms]:
-    """Pipeline steps 1-6 for batch rows ``first_row:stop``: per-row losses and terms."""
+def _targets(o: _Options, *, like: Array) -> TargetColumns:
+    """Row i's target is candidate i; a score mask that removes it leaves no target."""
     xp = o.xp
-    logits = query[first_row:stop, :] @ xp.matrix_transpose(candidates)
-    if o.candidate_sampling_probability is not None:
-        logits = _logq(logits, o.candidate_sampling_probability, o.min_probability, xp=xp)
-    if o.candidate_ids is not None:
-        logits = _accidental_hits(logits, o.candidate_ids, xp=xp, first_row=first_row)
-    has_target = None
-    if o.score_mask is not None:
-        block_mask = o.score_mask[first_row:stop, :]
-        logits = _score_mask(logits, block_mask, xp=xp)
-        has_target = positive_logits(block_mask, xp=xp, first_row=first_row)[:, 0]
-    if o.num_hard_negatives is not None:
-        logits = _hard_negatives(logits, o.num_hard_negatives, xp=xp, first_row=first_row)
-    return cross_entropy_rows(logits, has_target, xp=xp, first_row=first_row)
+    targets = diagonal_targets(o.plan.row_blocks[-1].stop, None, like=like, xp=xp)
+    if o.score_mask is None:
+        return targets
+    has_target = xp.take_along_axis(o.score_mask, targets.index[:, None], axis=1)[:, 0]
+    return targets._replace(has_target=has_target)
 
 
-def _scaled_query(query_embeddings: Array, o: _Options) -> Array:
-    """Fold ``1 / temperature`` into the query, the smaller operand of the matmul."""
-    if o.temperature is None:
-        return query_embeddings
-    return query_embeddings / o.temperature
+def _score_problem(
+    query_embeddings: Array, candidate_embeddings: Array, o: _Options
+) -> ScoreProblem:
+    """The retrieval loss as a softmax cross-entropy over corrected scores."""
+    xp = o.xp
+    targets = _targets(o, like=query_embeddings)
+    ids = o.candidate_ids
+    log_q = (
+        None
+        if o.candidate_sampling_probability is None
+        else sampling_log_q(
+            o.candidate_sampling_probability, o.min_probability, like=query_embeddings, xp=xp
+        )
+    )
+
+    def correct(logits: Array, rows: slice, cols: slice) -> Array:
+        """Steps 2-5 of :func:`retrieval_loss` on the tile ``rows x cols``."""
+        if log_q is not None:
+            logits = _logq(logits, log_q[cols])
+        if ids is not None or o.num_hard_negatives is not None:
+            is_target = targets.is_target(rows, cols, xp=xp)
+        if ids is not None:
+            target_ids = xp.take(ids, targets.index[rows])
+            logits = _accidental_hits(logits, target_ids, ids[cols], is_target, xp=xp)
+        if o.score_mask is not None:
+            logits = _score_mask(logits, o.score_mask[rows, cols], xp=xp)
+        if o.num_hard_negatives is not None:
+            logits = _hard_negatives(logits, o.num_hard_negatives, is_target, xp=xp)
+        return logits
+
+    scaled_query = scale_query(query_embeddings, temperature=o.temperature)
+    return ScoreProblem(scaled_query, candidate_embeddings, correct, targets)
 
 
 def retrieval_loss(
@@ -173,6 +202,8 @@ def retrieval_loss(
     temperature: float | None = None,
     min_probability: float = 1e-6,
     reduction: str = "sum",
+    block_size: int | None = None,
+    chunk_size: int | None = None,
     xp: ArrayNamespace | None = None,
 ) -> Array:
     r"""In-batch softmax retrieval loss with extra negatives, as TFRS ``tasks.Retrieval``.
@@ -202,14 +233,23 @@ def retrieval_loss(
     num_hard_negatives : int, optional
         :math:`k \ge 1`: keep only each row's ``k`` largest negatives (after every other
         correction); the positive is always kept; ties go to the lower column index.
-    temperature : float, optional
-        :math:`\tau > 0`; the scores are divided by it. None means 1.
+    temperature : float or 0-D array, optional
+        :math:`\tau > 0`; the scores are divided by it. None means 1. A 0-D array of the
+        embeddings' dtype (a learnable temperature, or a value traced by ``jax.jit``) can
+        be differentiated: ``value_and_grad(retrieval_loss, wrt=(..., "temperature"))``.
     min_probability : float, default 1e-6
         Floor of the probability clip (TFRS's constant).
     reduction : {"sum", "mean", "none"}, default "sum"
         ``"sum"`` (TFRS default): :math:`\sum_i w_i \ell_i`; ``"mean"``:
         :math:`\frac1B \sum_i w_i \ell_i` (divides by B, not by :math:`\sum_i w_i`, as Keras
         ``SUM_OVER_BATCH_SIZE``); ``"none"``: the ``(B,)`` vector :math:`w_i \ell_i`.
+    block_size : int, optional
+        Rows per block of the computation (an execution strategy: the numbers are the same
+        up to rounding). None picks blocks of about 2**19 logits on eager backends and one
+        block on JAX (also under ``jax.jit``); see :mod:`refloss._tiling`.
+    chunk_size : int, optional
+        Columns per chunk; None cuts columns only when a block of full rows would be too
+        large. Must be None or >= N with ``num_hard_negatives``, which ranks whole rows.
     xp : namespace, optional
         Array namespace; inferred from the arrays when None.
 
@@ -293,68 +333,53 @@ def retrieval_loss(
         temperature=temperature,
         min_probability=min_probability,
         reduction=reduction,
+        block_size=block_size,
+        chunk_size=chunk_size,
         xp=xp,
     )
-    query = _scaled_query(query_embeddings, o)
-    blocks = _row_blocks(*o.shape)
-    per_row = [_block_loss(query, candidate_embeddings, o, *rows)[0] for rows in blocks]
-    return reduce_weighted(o.xp.concat(per_row), o.sample_weight, o.reduction, xp=o.xp)
+    problem = _score_problem(query_embeddings, candidate_embeddings, o)
+    per_row = row_losses(problem, o.plan, xp=o.xp)
+    return reduce_weighted(per_row, o.sample_weight, o.reduction, xp=o.xp)
 
 
-def retrieval_loss_value_and_grad(
-    query_embeddings: Array, candidate_embeddings: Array, /, **options: object
-) -> tuple[Array, tuple[Array, Array]]:
-    r"""``retrieval_loss`` and its analytic gradients w.r.t. both embedding matrices.
+def retrieval_loss_vjp(arguments: Mapping[str, Any]) -> tuple[Array, dict[str, Array | None]]:
+    r"""``retrieval_loss`` and its gradients, given its bound arguments by name.
 
     With :math:`G_{ij} = s_i\, \partial \ell_i / \partial S_{ij}` (softmax minus one-hot,
     zero on masked entries and on rows without a target; :math:`s_i = w_i`, or
-    :math:`w_i / B` for ``"mean"``):
+    :math:`w_i / B` for ``"mean"``) and :math:`Q' = Q / \tau`:
 
     .. math::
 
         \frac{\partial L}{\partial Q} = \frac{G C}{\tau}, \qquad
-        \frac{\partial L}{\partial C} = \frac{G^\top Q}{\tau}.
+        \frac{\partial L}{\partial C} = G^\top Q', \qquad
+        \frac{\partial L}{\partial \tau} = -\frac{1}{\tau} \sum_{i,d} Q'_{id} (G C)_{id},
+        \qquad
+        \frac{\partial L}{\partial w_i} = r \ell_i.
 
     The logQ term is constant in the embeddings; masks and hard-negative selection are
-    piecewise constant, so they only zero entries of :math:`G`. Takes exactly the arguments
-    of :func:`retrieval_loss`; ``reduction="none"`` raises ``ValueError``.
+    piecewise constant, so they only zero entries of :math:`G`. Returns the loss and a
+    mapping from argument name to gradient (None for an argument that is not an array).
     """
-    bound = inspect.signature(retrieval_loss).bind(
-        query_embeddings, candidate_embeddings, **options
-    )
-    bound.apply_defaults()  # the same defaults, and the same TypeError for unknown options
-    o = _validate(*bound.args, **bound.kwargs)
-    if o.reduction == "none":
-        msg = 'value_and_grad needs a scalar loss: use reduction="sum" or "mean", not "none"'
-        raise ValueError(msg)
+    query, candidates = (arguments[name] for name in _POSITIONAL)
+    options = {name: value for name, value in arguments.items() if name not in _POSITIONAL}
+    o = _validate(query, candidates, **options)
     xp = o.xp
-    query = _scaled_query(query_embeddings, o)
-    num_rows, _ = o.shape
-    scale = reduction_scale(num_rows, o.sample_weight, o.reduction, like=query, xp=xp)
-    per_row, grad_query, grad_candidates = [], [], 0
-    for first_row, stop in _row_blocks(*o.shape):
-        block_loss, t = _block_loss(query, candidate_embeddings, o, first_row, stop)
-        factor, g_diag = cross_entropy_grad(t, scale[first_row:stop, :], xp=xp)
-        per_row.append(block_loss)
-        block_query = query[first_row:stop, :]
-        left, positives, right = (
-            candidate_embeddings[:first_row, :],
-            candidate_embeddings[first_row:stop, :],
-            candidate_embeddings[stop:, :],
-        )
-        # G = factor * [left | diagonal | right] off the diagonal and g_diag on it; the row
-        # factor is folded into the (b, D) operands instead of scaling the (b, N) parts
-        products = t.left @ left + t.diagonal @ positives + t.right @ right
-        grad_query.append(factor * products + g_diag * positives)
-        weighted_query = factor * block_query
-        block_grad_candidates = [
-            xp.matrix_transpose(t.left) @ weighted_query,
-            xp.matrix_transpose(t.diagonal) @ weighted_query + g_diag * block_query,
-            xp.matrix_transpose(t.right) @ weighted_query,
-        ]
-        grad_candidates = grad_candidates + xp.concat(block_grad_candidates)
-    loss = reduce_weighted(xp.concat(per_row), o.sample_weight, o.reduction, xp=xp)
-    grad_query = xp.concat(grad_query)
-    if o.temperature is not None:
-        grad_query = grad_query / o.temperature
-    return loss, (grad_query, grad_candidates)
+    problem = _score_problem(query, candidates, o)
+    num_rows = int(query.shape[0])
+    scale = row_scale(num_rows, o.sample_weight, o.reduction, like=query, xp=xp)
+    per_row, grad_scaled_query, grad_candidates = row_losses_vjp(problem, o.plan, scale, xp=xp)
+    grad_query, grad_temperature = scale_query_vjp(
+        grad_scaled_query, problem.scaled_query, temperature=o.temperature, xp=xp
+    )
+    grads = {
+        "query_embeddings": grad_query,
+        "candidate_embeddings": grad_candidates,
+        "temperature": grad_temperature,
+        "sample_weight": (
+            None
+            if o.sample_weight is None
+            else sample_weight_vjp(per_row, o.sample_weight, o.reduction, xp=xp)
+        ),
+    }
+    return reduce_weighted(per_row, o.sample_weight, o.reduction, xp=xp), grads

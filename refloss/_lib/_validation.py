@@ -98,12 +98,20 @@ def check_same_device(arrays: Mapping[str, Array | None]) -> None:
 
 
 def check_floating(name: str, x: Array, *, xp: ArrayNamespace) -> None:
-    """Raise ``TypeError`` unless ``x`` has a real floating dtype."""
-    if not xp.isdtype(x.dtype, "real floating"):
-        msg = (
-            f"{name} must have a real floating dtype (float32 or float64), got {x.dtype}; "
-            f"cast it with xp.astype({name}, xp.float32) or xp.float64"
+    """Raise ``TypeError`` unless ``x`` is float32 or float64.
+
+    Half precision (float16, bfloat16) is rejected rather than computed silently: a
+    reference value needs at least float32's 24-bit significand, and its exponent range
+    (float16 overflows at 65504). Cast such inputs to float32 and the result back.
+    """
+    if x.dtype not in (xp.float32, xp.float64):
+        hint = (
+            "; refloss computes in float32 or float64 only: cast half-precision inputs "
+            f"with xp.astype({name}, xp.float32) and the result back"
+            if xp.isdtype(x.dtype, "real floating") or "bfloat16" in str(x.dtype)
+            else f"; cast it with xp.astype({name}, xp.float32) or xp.float64"
         )
+        msg = f"{name} must have dtype float32 or float64, got {x.dtype}{hint}"
         raise TypeError(msg)
 
 
@@ -121,13 +129,53 @@ def check_shape(name: str, x: Array, shape: tuple[int, ...], meaning: str) -> No
         raise ValueError(msg)
 
 
-def check_logits(name: str, x: Array, *, xp: ArrayNamespace) -> tuple[int, int]:
-    """Validate a ``(B, N)`` logits matrix with ``N >= B >= 1``; return ``(B, N)``."""
+def check_logits(
+    name: str, x: Array, *, xp: ArrayNamespace, in_batch: bool = True
+) -> tuple[int, int]:
+    """Validate a ``(B, N)`` logits matrix; return ``(B, N)``.
+
+    ``B >= 1`` always; with ``in_batch`` (row i's positive is column i) also ``N >= B``,
+    otherwise ``N >= 1``.
+    """
     check_floating(name, x, xp=xp)
     check_rank(name, x, 2, "(batch B, candidates N)")
     num_rows, num_cols = (int(n) for n in x.shape)
-    check_batch(name, num_rows, num_cols)
+    if in_batch:
+        check_batch(name, num_rows, num_cols)
+    elif num_rows < 1 or num_cols < 1:
+        msg = f"{name} must have at least one row and one column, got shape {tuple(x.shape)}"
+        raise ValueError(msg)
     return num_rows, num_cols
+
+
+def check_axis(axis: object, ndim: int) -> None:
+    """Raise ``ValueError`` unless ``axis`` indexes one of ``ndim`` dimensions."""
+    if not -ndim <= axis < max(ndim, 1):  # type: ignore[operator]
+        msg = f"axis must index one of the {ndim} dimensions of x, got axis={axis}"
+        raise ValueError(msg)
+
+
+def check_index_range(name: str, index: Array, size: int, *, xp: ArrayNamespace) -> None:
+    """Raise ``ValueError`` if an entry of ``index`` lies outside ``[0, size)``.
+
+    Reads one boolean to the host; skipped for arrays that cannot be read eagerly.
+    """
+    if _read_flag(xp.any((index < 0) | (index >= size))):
+        lo, hi = int(xp.min(index)), int(xp.max(index))
+        msg = f"{name} must be column indices in [0, {size}), got values in [{lo}, {hi}]"
+        raise ValueError(msg)
+
+
+def check_nonnegative(name: str, x: Array, *, xp: ArrayNamespace) -> None:
+    """Raise ``ValueError`` if a (non-bool) entry of ``x`` is negative or NaN.
+
+    Reads one boolean to the host; skipped for arrays that cannot be read eagerly.
+    """
+    if x.dtype == xp.bool:
+        return
+    if _read_flag(xp.any(~(x >= 0))):
+        msg = f"{name} must be label weights >= 0 with no NaN, got a minimum of {float(xp.min(x))}"
+        raise ValueError(msg)
 
 
 def check_batch(name: str, num_rows: int, num_cols: int) -> None:
@@ -210,21 +258,44 @@ def check_probability(name: str, p: Array, *, xp: ArrayNamespace) -> None:
         raise ValueError(msg)
 
 
-def check_temperature(temperature: object) -> float | None:
-    """Return ``temperature`` as a float; raise unless it is None or a finite real > 0."""
+def check_temperature(
+    temperature: object, *, like: Array, xp: ArrayNamespace
+) -> float | Array | None:
+    """Validate ``temperature``: None, a finite real > 0, or a 0-D array of ``like``'s dtype.
+
+    A 0-D array (a learnable temperature, a value traced by ``jax.jit``) is returned as
+    it is, so gradients can flow to it; its value is checked only when it can be read
+    eagerly (one boolean read to the host).
+    """
     if temperature is None:
         return None
-    if not is_python_real(temperature):
+    if is_python_real(temperature):
+        value = float(temperature)
+        if not (math.isfinite(value) and value > 0):
+            msg = f"temperature must be finite and > 0, got {value!r}"
+            raise ValueError(msg)
+        return value
+    try:
+        array_namespace(temperature)
+    except TypeError:
         msg = (
-            f"temperature must be a real number > 0 or None, got "
+            f"temperature must be a real number > 0, a 0-D array or None, got "
             f"{type(temperature).__name__} {temperature!r}"
         )
-        raise TypeError(msg)
-    value = float(temperature)
-    if not (math.isfinite(value) and value > 0):
-        msg = f"temperature must be finite and > 0, got {value!r}"
+        raise TypeError(msg) from None
+    if tuple(temperature.shape) != ():
+        msg = f"temperature must be a 0-D array (one value), got shape {tuple(temperature.shape)}"
         raise ValueError(msg)
-    return value
+    if temperature.dtype != like.dtype:
+        msg = (
+            f"temperature must have the embeddings' dtype {like.dtype}, got "
+            f"{temperature.dtype}; cast it with xp.astype(temperature, {like.dtype})"
+        )
+        raise TypeError(msg)
+    if _read_flag(~((temperature > 0) & (temperature < xp.inf))):
+        msg = f"temperature must be finite and > 0, got {float(temperature)!r}"
+        raise ValueError(msg)
+    return temperature
 
 
 def check_min_probability(min_probability: object) -> float:
@@ -259,6 +330,24 @@ def check_num_hard_negatives(num_hard_negatives: object) -> int:
         )
         raise ValueError(msg)
     return value
+
+
+def check_size(name: str, value: object) -> int | None:
+    """Return ``value`` as an int; raise unless it is None or an integer >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        msg = f"{name} must be an integer >= 1 or None, got bool {value!r}"
+        raise TypeError(msg)
+    try:
+        size = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        msg = f"{name} must be an integer >= 1 or None, got {type(value).__name__} {value!r}"
+        raise TypeError(msg) from None
+    if size < 1:
+        msg = f"{name} must be >= 1, got {size}"
+        raise ValueError(msg)
+    return size
 
 
 def check_reduction(reduction: object) -> str:

@@ -1,0 +1,180 @@
+r"""Every family of refloss, declared once.
+
+A family is a public function together with what the rest of the project needs to know
+about it: its positional (differentiable) arrays, the names ``value_and_grad`` may
+differentiate, its outputs, its vector-Jacobian rule, and its conformance fixture files.
+:func:`refloss.value_and_grad`, the fixture generator (``conformance/generator``),
+:mod:`refloss.testing`, the ``refloss`` command and the test suite all read
+:data:`FAMILIES`; none of them keeps a list of its own.
+
+Adding a family is: write the function (and its ``*_vjp`` rule when it returns a scalar
+loss), declare it here, and give the generator its mpmath oracle and cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._corrections import (
+    apply_score_mask,
+    logq_correction,
+    mine_hard_negatives,
+    remove_accidental_hits,
+)
+from ._lib._typing import Array
+from ._softmax import logsumexp, logsumexp_vjp, softmax_cross_entropy, softmax_cross_entropy_vjp
+from .retrieval import retrieval_loss, retrieval_loss_vjp
+
+__all__ = ["FAMILIES", "Family", "family_named", "family_of"]
+
+#: ``rule(arguments) -> (value, {name: gradient or None})``, arguments bound by name with
+#: the function's defaults applied.
+VjpRule = Callable[[Mapping[str, Any]], tuple[Array, dict[str, Array | None]]]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One public function and what the project needs to know about it.
+
+    Attributes
+    ----------
+    name : str
+        The function's name in ``refloss``; also the fixture name (``<name>_test.json``).
+    function : callable
+        The function.
+    positional : tuple of str
+        Its positional-only arrays, in order: the arguments ``value_and_grad``
+        differentiates by default.
+    outputs : tuple of str
+        Names of its outputs in the fixture file.
+    header : tuple of str
+        What the fixture file's ``header`` says about the function.
+    vjp : callable or None
+        Its value-and-gradient rule, for a function that returns a scalar loss.
+    differentiable : tuple of str
+        Every argument ``wrt`` may name (positional arrays first, then keyword arrays).
+    gradient_fixture : bool
+        Whether ``value_and_grad_<name>_test.json`` pins its gradients.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    positional: tuple[str, ...]
+    outputs: tuple[str, ...]
+    header: tuple[str, ...]
+    vjp: VjpRule | None = None
+    differentiable: tuple[str, ...] = ()
+    gradient_fixture: bool = False
+
+    @property
+    def qualified_name(self) -> str:
+        """``"refloss.<name>"``, the ``function`` field of its fixture file."""
+        return f"refloss.{self.name}"
+
+    @property
+    def gradient_outputs(self) -> tuple[str, ...]:
+        """Outputs of ``value_and_grad(<function>)``: the loss, then one gradient per array."""
+        return ("loss", *(f"grad_{name}" for name in self.positional))
+
+
+_STEP_HEADER = "Masked logits are exactly -inf. The output has the shape of the logits."
+
+FAMILIES: tuple[Family, ...] = (
+    Family(
+        "retrieval_loss",
+        retrieval_loss,
+        ("query_embeddings", "candidate_embeddings"),
+        ("loss",),
+        (
+            "In-batch softmax retrieval loss with extra negatives, temperature, logQ "
+            "correction, accidental-hit removal, score mask and hard-negative mining.",
+            "Row i's positive is column i; columns B..N-1 are shared extra negatives.",
+            "Inputs not listed in arguments.positional are keyword arguments.",
+        ),
+        vjp=retrieval_loss_vjp,
+        differentiable=(
+            "query_embeddings",
+            "candidate_embeddings",
+            "temperature",
+            "sample_weight",
+        ),
+        gradient_fixture=True,
+    ),
+    Family(
+        "logq_correction",
+        logq_correction,
+        ("logits", "candidate_sampling_probability"),
+        ("output",),
+        ("logits - log(clip(p, min_probability, 1)) for every column.", _STEP_HEADER),
+    ),
+    Family(
+        "remove_accidental_hits",
+        remove_accidental_hits,
+        ("logits", "candidate_ids"),
+        ("output",),
+        (
+            "logits[i, j] = -inf for every j != i with candidate_ids[j] == candidate_ids[i].",
+            _STEP_HEADER,
+        ),
+    ),
+    Family(
+        "apply_score_mask",
+        apply_score_mask,
+        ("logits", "score_mask"),
+        ("output",),
+        ("logits where score_mask is True, -inf where it is False.", _STEP_HEADER),
+    ),
+    Family(
+        "mine_hard_negatives",
+        mine_hard_negatives,
+        ("logits",),
+        ("output",),
+        (
+            "Per row i keep column i and the num_hard_negatives largest other columns "
+            "(ties to the lower index); every other entry becomes -inf.",
+            _STEP_HEADER,
+        ),
+    ),
+    Family(
+        "softmax_cross_entropy",
+        softmax_cross_entropy,
+        ("logits",),
+        ("output",),
+        (
+            "Softmax cross-entropy with the positive of row i in column i (or the target "
+            "columns or label weights given as labels); rows with positive_mask False have "
+            "loss 0; weighted, then reduced.",
+        ),
+        vjp=softmax_cross_entropy_vjp,
+        differentiable=("logits", "sample_weight"),
+        gradient_fixture=True,
+    ),
+    Family(
+        "logsumexp",
+        logsumexp,
+        ("x",),
+        ("output",),
+        ("log(sum(exp(x))) along axis (default -1); a slice of -inf gives -inf.",),
+        vjp=logsumexp_vjp,
+        differentiable=("x",),
+    ),
+)
+
+
+def family_named(name: str) -> Family:
+    """The family whose function is ``refloss.<name>``."""
+    for family in FAMILIES:
+        if family.name == name:
+            return family
+    msg = f"no refloss family named {name!r}; known: {', '.join(f.name for f in FAMILIES)}"
+    raise KeyError(msg)
+
+
+def family_of(function: object) -> Family | None:
+    """The family of a refloss function, or None."""
+    for family in FAMILIES:
+        if family.function is function:
+            return family
+    return None

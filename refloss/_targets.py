@@ -1,0 +1,75 @@
+r"""What a row of logits is scored against: one target column per row, or label weights.
+
+Two kinds of targets cover every softmax loss in refloss:
+
+* :class:`TargetColumns`: row :math:`i` has one target column :math:`t_i` (an integer
+  index), or none. The in-batch labels of retrieval, :math:`t_i = i`, are the case
+  ``diagonal=True``.
+* :class:`TargetWeights`: a ``(B, N)`` matrix of non-negative label weights
+  :math:`y_{ij}`, for several positives per row (SupCon, ``num_true > 1``). A row of zeros
+  has no target.
+
+Both answer the same question for a tile of the logits matrix (a block of rows and a chunk
+of columns, see :mod:`refloss._tiling`): where, inside the tile, can a row's targets be?
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ._lib._compat import device
+from ._lib._typing import Array, ArrayNamespace
+
+__all__ = ["TargetColumns", "TargetWeights", "diagonal_targets"]
+
+
+class TargetColumns(NamedTuple):
+    """One target column per row: row ``i``'s target is column ``index[i]``.
+
+    Attributes
+    ----------
+    index : array, shape (B,), integer
+        Target column of each row.
+    has_target : array, shape (B,), bool, or None
+        False marks a row without a target (its loss and gradient are 0); None: every row
+        has one.
+    diagonal : bool
+        True when ``index`` is ``arange(B)`` (in-batch labels). Then the targets of rows
+        ``r0:r1`` lie in columns ``r0:r1``, so a tile only inspects that window.
+    """
+
+    index: Array
+    has_target: Array | None
+    diagonal: bool
+
+    def window(self, rows: slice, cols: slice) -> slice:
+        """The columns (global indices) of the tile ``rows x cols`` that can hold a target."""
+        if not self.diagonal:
+            return cols
+        start = min(max(rows.start, cols.start), cols.stop)
+        return slice(start, max(start, min(rows.stop, cols.stop)))
+
+    def is_target(self, rows: slice, cols: slice, *, xp: ArrayNamespace) -> Array:
+        """Boolean ``(b, n)`` matrix, True where column ``cols[j]`` is row ``rows[i]``'s target."""
+        columns = xp.arange(cols.start, cols.stop, device=device(self.index))
+        return self.index[rows, None] == xp.astype(columns, self.index.dtype)[None, :]
+
+
+class TargetWeights(NamedTuple):
+    r"""Label weights :math:`y_{ij} \ge 0`: loss :math:`\sum_j y_{ij} (\mathrm{lse}_i - S_{ij})`.
+
+    Attributes
+    ----------
+    weights : array, shape (B, N), real
+        The label weights; a boolean matrix is read as 0/1.
+    """
+
+    weights: Array
+
+
+def diagonal_targets(
+    num_rows: int, has_target: Array | None, *, like: Array, xp: ArrayNamespace
+) -> TargetColumns:
+    """In-batch targets: row ``i``'s target is column ``i``."""
+    index = xp.arange(num_rows, device=device(like))
+    return TargetColumns(index, has_target, diagonal=True)
