@@ -2,11 +2,20 @@
 
 ``refloss verify`` runs the conformance fixtures (``conformance/*_test.json``) against refloss
 itself on every installed array library (NumPy, array-api-strict, PyTorch on the CPU, JAX
-with float64 enabled) in float64 and float32, prints a table
+with float64 enabled: the command switches ``jax_enable_x64`` on for its whole process) in
+float64 and float32, prints a table
 
     file | backend | dtype | passed | failed | skipped
 
-and exits with status 1 when any case fails (0 otherwise, 2 on a usage error).
+and exits with status
+
+- 0 when no case failed and at least one passed;
+- 1 when a case failed, or when no case passed (everything skipped: the run proved
+  nothing);
+- 2 on a usage error, reported by argparse: a backend named with ``--backend`` that
+  cannot be imported, an unknown ``--skip-flag`` (the message lists the flags of the files
+  being run), ``--impl`` without exactly one ``--fixture``, an implementation or fixture
+  file that cannot be loaded.
 
 ``refloss verify --impl package.module:function --fixture NAME`` checks another
 implementation instead. The adapter convention: the callable is called as
@@ -21,8 +30,11 @@ and ``params`` the case's non-array options (e.g. ``temperature``, ``num_hard_ne
 ``--dtype`` being run. The callable returns one array for a one-output file, a tuple in
 ``arguments.outputs`` order (nested tuples flatten: ``(loss, (grad_q, grad_c))`` for a
 ``value_and_grad`` file), or a dict by output name. Invalid cases must raise ValueError or
-TypeError. Each failing case is printed with its tcId, comment, flags, expected and actual
-values. ``--json`` prints a machine-readable report instead. See ``docs/verify.md``.
+TypeError; ``--numerics-only`` skips them instead (reported as skipped, reason
+``numerics-only``), for implementations that do not validate their input. Each failing
+case is printed with its tcId, comment, flags, expected and actual values. ``--json``
+prints a machine-readable report instead. ``refloss --version`` prints the version. See
+``docs/verify.md``.
 """
 
 from __future__ import annotations
@@ -36,7 +48,15 @@ from typing import Any, TextIO
 
 from .testing._backends import BACKENDS
 from .testing._families import load_impl
-from .testing._runner import DTYPES, CaseResult, report_dict, run_verification, summarize
+from .testing._runner import (
+    DTYPES,
+    NUMERICS_ONLY,
+    CaseResult,
+    _version,
+    report_dict,
+    run_verification,
+    summarize,
+)
 
 __all__ = ["main"]
 
@@ -47,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="refloss", description="refloss: reference retrieval losses and their fixtures."
     )
+    parser.add_argument(
+        "--version", action="version", version=f"refloss {_version()}", help="print the version"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     verify = commands.add_parser(
         "verify",
@@ -56,9 +79,12 @@ def _parser() -> argparse.ArgumentParser:
             "With --impl, check a third-party callable: it is called as "
             "fn(*positional_arrays, **keyword_arrays, **params) with the fixture's "
             "argument names and returns the outputs (one array, a tuple in output order, "
-            "or a dict by output name). Exit status 1 when any case fails."
+            "or a dict by output name). Exit status: 0 when no case failed and at least one "
+            "passed; 1 when a case failed or none passed; 2 on a usage error (including a "
+            "--backend that cannot be imported and an unknown --skip-flag)."
         ),
     )
+    verify.set_defaults(command_parser=verify)
     verify.add_argument(
         "--impl",
         metavar="MODULE:FUNCTION",
@@ -69,13 +95,14 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="fixture file to run, e.g. retrieval_loss (repeatable; default: all; "
-        "required with --impl)",
+        "--impl takes exactly one)",
     )
     verify.add_argument(
         "--backend",
         action="append",
         choices=list(BACKENDS),
-        help="backend to run on (repeatable; default: every installed one)",
+        help="backend to run on (repeatable; default: every installed one); a backend "
+        "named here that cannot be imported is an error",
     )
     verify.add_argument(
         "--dtype",
@@ -88,7 +115,15 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FLAG",
-        help="skip cases carrying FLAG, for a convention the implementation does not follow",
+        help="skip cases carrying FLAG, for a convention the implementation does not follow "
+        "(repeatable); FLAG must be one of the flags in the notes of the files being run",
+    )
+    verify.add_argument(
+        "--numerics-only",
+        action="store_true",
+        help="skip the invalid-input cases (those that must raise ValueError or TypeError), "
+        f"reported as skipped with reason {NUMERICS_ONLY!r}: for implementations that do not "
+        "validate their input",
     )
     verify.add_argument(
         "--fixtures-dir", metavar="DIR", help="read fixtures from DIR instead of refloss's own"
@@ -134,18 +169,20 @@ def _print_failures(results: Sequence[CaseResult], limit: int, out: TextIO) -> N
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
+    parser: argparse.ArgumentParser = args.command_parser
+    if args.max_failures < 0:
+        parser.error("--max-failures must be 0 or more")
     impl = None
     if args.impl:
-        if not args.fixture:
-            print("refloss verify: --impl needs --fixture NAME", file=sys.stderr)
-            return 2
+        if not args.fixture or len(args.fixture) != 1:
+            given = len(args.fixture or ())
+            parser.error(f"--impl goes with exactly one --fixture NAME (got {given})")
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
         try:
             impl = load_impl(args.impl)
-        except (ImportError, AttributeError, ValueError) as exc:
-            print(f"refloss verify: cannot load {args.impl}: {exc}", file=sys.stderr)
-            return 2
+        except Exception as exc:
+            parser.error(f"cannot load {args.impl}: {type(exc).__name__}: {exc}")
     try:
         results = run_verification(
             impl=impl,
@@ -153,28 +190,35 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
             backends=args.backend,
             dtypes=args.dtype or DTYPES,
             skip_flags=args.skip_flag,
+            numerics_only=args.numerics_only,
             directory=args.fixtures_dir,
         )
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"refloss verify: {exc}", file=sys.stderr)
-        return 2
-    failed = any(r.status == "failed" for r in results)
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        parser.error(str(exc))
+    rows = summarize(results)
+    totals = {k: sum(row[k] for row in rows) for k in ("passed", "failed", "skipped")}
+    failed = totals["failed"] > 0
+    none_passed = totals["passed"] == 0
+    status = 1 if failed or none_passed else 0
+    target = args.impl or "refloss"
+    nothing = f"no case passed ({totals['skipped']} skipped, {totals['failed']} failed)"
     if args.json:
         json.dump(report_dict(results, impl=args.impl), out, indent=2, allow_nan=False)
         print(file=out)
-        return 1 if failed else 0
+        if none_passed:
+            print(f"refloss verify: {target}: {nothing}", file=sys.stderr)
+        return status
     _print_failures(results, args.max_failures, out)
-    rows = summarize(results)
     print(_table(rows), file=out)
-    totals = {k: sum(row[k] for row in rows) for k in ("passed", "failed", "skipped")}
-    target = args.impl or "refloss"
-    verdict = "FAILED" if failed else "OK"
+    verdict = "OK" if status == 0 else "FAILED"
     print(
         f"\n{verdict}: {target}: {totals['passed']} passed, {totals['failed']} failed, "
         f"{totals['skipped']} skipped",
         file=out,
     )
-    return 1 if failed else 0
+    if none_passed:
+        print(f"{verdict}: {target}: {nothing}", file=out)
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -188,7 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status: 0 all cases passed, 1 a case failed, 2 usage error.
+        Exit status: 0 when no case failed and at least one passed, 1 when a case failed
+        or none passed.
+
+    Raises
+    ------
+    SystemExit
+        From argparse: status 2 on a usage error, 0 after ``--help`` or ``--version``.
     """
     args = _parser().parse_args(argv)
     if args.command == "verify":

@@ -889,19 +889,25 @@ def test_cli_impl_failure_names_cases(toy_dir, tmp_path, capsys, monkeypatch):
     ],
 )
 def test_cli_usage_errors(argv, toy_dir, capsys):
-    assert cli.main([*argv, "--fixtures-dir", str(toy_dir)]) == 2
-    assert "refloss verify:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--fixtures-dir", str(toy_dir)])
+    assert exit_info.value.code == 2
+    assert "refloss verify: error:" in capsys.readouterr().err
 
 
 def test_cli_sequence_without_adapter_is_skipped(tmp_path, capsys):
     (tmp_path / "seq_test.json").write_text(json.dumps(sequence_document(4.5)))
+    # every case is skipped, so nothing was checked: that is not a success
     assert (
-        cli.main(["verify", "--fixtures-dir", str(tmp_path), "--backend", "numpy", "--json"]) == 0
+        cli.main(["verify", "--fixtures-dir", str(tmp_path), "--backend", "numpy", "--json"]) == 1
     )
-    report = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
     assert sum(row["skipped"] for row in report["summary"]) == 2
-    assert report["ok"] is True
+    assert report["ok"] is False
+    assert report["failures"] == []
     assert "no sequence adapter registered" in report["skipped"][0]["reason"]
+    assert "no case passed" in captured.err
 
 
 def test_python_dash_m_refloss(toy_dir):

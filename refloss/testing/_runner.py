@@ -39,11 +39,17 @@ class CaseResult:
     actual: np.ndarray | None = None
 
 
+NUMERICS_ONLY = "numerics-only"
+
+
 def _version() -> str:
+    """Installed distribution version, or ``refloss.__version__`` without installed metadata."""
     try:
         return importlib.metadata.version("refloss")
     except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+        from .. import __version__
+
+        return __version__
 
 
 def _result(
@@ -92,6 +98,7 @@ def _run_file(
     backends: Sequence[str],
     dtypes: Sequence[str],
     skip_flags: frozenset[str],
+    numerics_only: bool,
     exact_error: bool,
 ) -> Iterable[CaseResult]:
     fn, file_status, file_reason = _target(impl, cases)
@@ -114,6 +121,9 @@ def _run_file(
                 if chosen:
                     reason = f"flag {', '.join(sorted(chosen))} skipped on request"
                     yield _result(case, backend_name, dtype, "skipped", reason)
+                    continue
+                if numerics_only and case.result == "invalid":
+                    yield _result(case, backend_name, dtype, "skipped", NUMERICS_ONLY)
                     continue
                 try:
                     report = check_against_fixture(
@@ -142,6 +152,7 @@ def run_verification(
     backends: Sequence[str] | None = None,
     dtypes: Sequence[str] = DTYPES,
     skip_flags: Iterable[str] = (),
+    numerics_only: bool = False,
     directory: str | FixtureDir | None = None,
 ) -> list[CaseResult]:
     """Run fixture files against refloss or a given implementation.
@@ -155,12 +166,18 @@ def run_verification(
     fixtures : sequence of str, optional
         Fixture names; all when None.
     backends : sequence of str, optional
-        Backend names; every installed one when None.
+        Backend names; every installed one when None. A backend named here must be
+        importable. Loading JAX switches ``jax_enable_x64`` on for the whole process (see
+        :func:`~refloss.testing.load_backend`).
     dtypes : sequence of str, optional
         Float dtypes, default ``("float64", "float32")``.
     skip_flags : iterable of str, optional
         Cases carrying any of these flags are skipped (for conventions an implementation
-        deliberately does not follow).
+        deliberately does not follow). Each must be a flag described in the ``notes`` of
+        one of the files being run.
+    numerics_only : bool, default False
+        Skip the ``invalid`` cases (inputs that must be rejected), with the reason
+        ``"numerics-only"``, for implementations that do not validate their input.
     directory : str or path-like, optional
         Fixture directory instead of refloss's own.
 
@@ -168,14 +185,39 @@ def run_verification(
     -------
     list of CaseResult
         One per (file, backend, dtype, case), in that nesting order.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a named fixture file does not exist.
+    ValueError
+        When a fixture file is malformed, or a skip flag is not described in any file run.
+    ImportError
+        When a backend named in `backends` cannot be imported; the message names it.
     """
     names = list(fixtures) if fixtures is not None else fixture_names(directory)
-    chosen_backends = list(backends) if backends is not None else available_backends()
+    files = [cases for cases in (fixture_cases(name, directory) for name in names) if cases]
+    skip = frozenset(skip_flags)
+    known = sorted({flag for cases in files for flag in cases[0].notes})
+    unknown = sorted(skip.difference(known))
+    if unknown:
+        msg = (
+            f"unknown skip flag(s) {', '.join(unknown)}; the fixture files being run know: "
+            f"{', '.join(known) or '(none)'}"
+        )
+        raise ValueError(msg)
+    if backends is None:
+        chosen_backends = available_backends()
+    else:
+        chosen_backends = list(backends)
+        for name in chosen_backends:
+            try:
+                load_backend(name)
+            except ImportError as exc:
+                msg = f"backend {name!r} was requested but cannot be imported: {exc}"
+                raise ImportError(msg, name=exc.name) from exc
     results: list[CaseResult] = []
-    for name in names:
-        cases = fixture_cases(name, directory)
-        if not cases:
-            continue
+    for cases in files:
         results.extend(
             _run_file(
                 cases[0].file,
@@ -183,7 +225,8 @@ def run_verification(
                 impl=impl,
                 backends=chosen_backends,
                 dtypes=list(dtypes),
-                skip_flags=frozenset(skip_flags),
+                skip_flags=skip,
+                numerics_only=numerics_only,
                 exact_error=impl is None,
             )
         )
@@ -233,9 +276,9 @@ def report_dict(results: Sequence[CaseResult], *, impl: str | None) -> dict[str,
     -------
     dict
         ``{"report", "refloss_version", "impl", "ok", "summary", "failures", "skipped"}``;
-        ``failures`` entries carry ``file``, ``backend``, ``dtype``, ``tcId``, ``comment``,
-        ``flags``, ``result``, ``output``, ``detail``, ``expected`` and ``actual`` (fixture
-        tensor encoding or null).
+        ``ok`` is true when no case failed and at least one passed. ``failures`` entries
+        carry ``file``, ``backend``, ``dtype``, ``tcId``, ``comment``, ``flags``, ``result``,
+        ``output``, ``detail``, ``expected`` and ``actual`` (fixture tensor encoding or null).
     """
     failures = [
         {
@@ -269,7 +312,7 @@ def report_dict(results: Sequence[CaseResult], *, impl: str | None) -> dict[str,
         "report": "refloss_verify_v1",
         "refloss_version": _version(),
         "impl": impl,
-        "ok": not failures,
+        "ok": not failures and any(r.status == "passed" for r in results),
         "summary": summarize(results),
         "failures": failures,
         "skipped": skipped,
