@@ -29,6 +29,7 @@ from refloss.testing import (
     fixture_names,
     isclose_v1,
 )
+from refloss.testing._backends import backend_scope
 from refloss.testing._families import resolve_function
 from refloss.testing._fixtures import _conformance_dir
 
@@ -761,7 +762,7 @@ def test_import_does_not_pull_pytest_or_array_libraries():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_plugin_provides_xp_and_cases(toy_dir, tmp_path):
+def test_plugin_provides_refloss_xp_and_cases(toy_dir, tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     (project / "conftest.py").write_text('pytest_plugins = ["refloss.testing.pytest_plugin"]\n')
@@ -774,9 +775,9 @@ def test_plugin_provides_xp_and_cases(toy_dir, tmp_path):
         from refloss.testing.pytest_plugin import fixture_params
 
         @pytest.mark.refloss_fixture("toy", directory={str(toy_dir)!r})
-        def test_marker(refloss_case, xp, xp_device, refloss_dtype):
-            check_against_fixture(refloss.logsumexp, refloss_case, xp=xp,
-                                  dtype=refloss_dtype, device=xp_device)
+        def test_marker(refloss_case, refloss_xp, refloss_device, refloss_dtype):
+            check_against_fixture(refloss.logsumexp, refloss_case, xp=refloss_xp,
+                                  dtype=refloss_dtype, device=refloss_device)
 
         @pytest.mark.parametrize("refloss_case", fixture_params("toy", {str(toy_dir)!r}))
         def test_explicit(refloss_case):
@@ -809,6 +810,86 @@ def test_plugin_provides_xp_and_cases(toy_dir, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "passed" in proc.stdout
     assert "skipped" in proc.stdout  # float64-only cases in float32
+
+
+@pytest.mark.parametrize("initial", [False, True])
+def test_plugin_scopes_jax_x64_to_its_tests(initial, toy_dir, tmp_path):
+    pytest.importorskip("jax")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "conftest.py").write_text(
+        textwrap.dedent(
+            f"""
+        import jax
+        jax.config.update("jax_enable_x64", {initial!r})  # the user's own setting
+        pytest_plugins = ["refloss.testing.pytest_plugin"]
+        """
+        )
+    )
+    (project / "test_x64.py").write_text(
+        textwrap.dedent(
+            f"""
+        import jax
+        import pytest
+        import refloss
+        from refloss.testing import check_against_fixture
+
+        def test_before():
+            assert jax.config.read("jax_enable_x64") is {initial!r}
+
+        @pytest.mark.refloss_fixture("toy", directory={str(toy_dir)!r})
+        @pytest.mark.parametrize("refloss_dtype", ["float64"])
+        def test_marker(refloss_case, refloss_xp, refloss_device, refloss_dtype):
+            if refloss_xp.__name__.startswith("jax"):
+                assert jax.config.read("jax_enable_x64") is True
+            check_against_fixture(refloss.logsumexp, refloss_case, xp=refloss_xp,
+                                  dtype=refloss_dtype, device=refloss_device)
+
+        def test_xp_of_the_user(xp):
+            assert xp == "the user's own"
+
+        @pytest.fixture
+        def xp():
+            return "the user's own"
+
+        def test_after():
+            assert jax.config.read("jax_enable_x64") is {initial!r}
+        """
+        )
+    )
+    (project / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-k", "not torch"],
+        cwd=project,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the float64 JAX case ran (it needs x64) and the flag was the user's before and after
+    assert "test_marker[jax-tc1-float64] PASSED" in proc.stdout, proc.stdout
+    assert "test_xp_of_the_user PASSED" in proc.stdout
+    order = [proc.stdout.index(f"{name} PASSED") for name in ("test_before", "test_after")]
+    assert order[0] < proc.stdout.index("test_marker[jax-tc1-float64]") < order[1]
+
+
+def test_backend_scope_restores_jax_x64():
+    jax = pytest.importorskip("jax")
+    before = jax.config.read("jax_enable_x64")
+    try:
+        for initial in (False, True):
+            jax.config.update("jax_enable_x64", initial)
+            with backend_scope("jax") as backend:
+                assert jax.config.read("jax_enable_x64") is True
+                assert backend.xp.asarray(1.0, dtype=backend.xp.float64).dtype == "float64"
+            assert jax.config.read("jax_enable_x64") is initial
+            with pytest.raises(RuntimeError, match="inside"), backend_scope("jax"):
+                raise RuntimeError("inside")
+            assert jax.config.read("jax_enable_x64") is initial
+    finally:
+        jax.config.update("jax_enable_x64", before)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ Check an implementation against every case of one file, in float32 on PyTorch::
 The same loop over every file, backend and dtype is the ``refloss verify`` command.
 """
 
-from ._backends import BACKENDS, Backend, available_backends, load_backend
+from ._backends import BACKENDS, Backend, available_backends, backend_scope, load_backend
 from ._check import CaseSkipped, CheckReport, FixtureMismatch, check_against_fixture
 from ._compare import assert_array_properties, assert_close, isclose_v1
 from ._families import SequenceAdapter
@@ -47,6 +47,7 @@ __all__ = [
     "assert_array_properties",
     "assert_close",
     "available_backends",
+    "backend_scope",
     "check_against_fixture",
     "decode_tensor",
     "encode_tensor",

@@ -1,15 +1,19 @@
-"""Opt-in pytest plugin: an ``xp`` fixture over installed backends and fixture-case params.
+"""Opt-in pytest plugin: a ``refloss_xp`` fixture over installed backends, fixture-case params.
 
 Enable it in a ``conftest.py`` (it is not auto-loaded)::
 
     pytest_plugins = ["refloss.testing.pytest_plugin"]
 
-It provides
+It provides (every name starts with ``refloss_``, so none clashes with a project's own
+``xp`` or ``device`` fixture)
 
-- ``xp``: a standard-compatible namespace, parametrized over ``numpy``,
+- ``refloss_xp``: a standard-compatible namespace, parametrized over ``numpy``,
   ``array_api_strict``, ``torch`` and ``jax``; a backend that is not installed is skipped.
-  JAX runs with ``jax_enable_x64``; PyTorch on the CPU.
-- ``xp_device``: the device inputs should be placed on for the current ``xp`` (or None).
+  PyTorch runs on the CPU. JAX runs with ``jax_enable_x64`` switched on for the duration
+  of each test that uses it, and set back to its previous value afterwards, so the other
+  tests of the session see JAX as they configured it.
+- ``refloss_device``: the device inputs should be placed on for the current
+  ``refloss_xp`` (or None).
 - ``refloss_dtype``: ``"float64"`` then ``"float32"``.
 - ``refloss_case``: one fixture case; a test asks for it with the marker
   ``@pytest.mark.refloss_fixture("retrieval_loss")`` and is parametrized over every case of
@@ -26,9 +30,9 @@ and dtype::
     from refloss.testing import check_against_fixture
 
     @pytest.mark.refloss_fixture("retrieval_loss")
-    def test_retrieval(refloss_case, xp, xp_device, refloss_dtype):
-        check_against_fixture(refloss.retrieval_loss, refloss_case, xp=xp,
-                              dtype=refloss_dtype, device=xp_device)
+    def test_retrieval(refloss_case, refloss_xp, refloss_device, refloss_dtype):
+        check_against_fixture(refloss.retrieval_loss, refloss_case, xp=refloss_xp,
+                              dtype=refloss_dtype, device=refloss_device)
 
 Cases that do not run in a dtype raise :class:`refloss.testing.CaseSkipped`, a
 ``unittest.SkipTest``, so pytest reports them as skipped.
@@ -36,11 +40,13 @@ Cases that do not run in a dtype raise :class:`refloss.testing.CaseSkipped`, a
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from ._backends import BACKENDS, Backend, load_backend
+from ._backends import BACKENDS, Backend, backend_scope
 from ._fixtures import fixture_cases
 
 __all__ = ["fixture_params"]
@@ -85,21 +91,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(params=list(BACKENDS))
-def _refloss_backend(request: pytest.FixtureRequest) -> Backend:
-    try:
-        return load_backend(request.param)
-    except ImportError as exc:
-        pytest.skip(f"{request.param} is not installed: {exc}")
+def _refloss_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    with contextlib.ExitStack() as stack:
+        try:
+            backend = stack.enter_context(backend_scope(request.param))
+        except ImportError as exc:
+            pytest.skip(f"{request.param} is not installed: {exc}")
+        yield backend  # JAX's x64 flag is restored when the stack unwinds
 
 
 @pytest.fixture
-def xp(_refloss_backend: Backend) -> Any:
+def refloss_xp(_refloss_backend: Backend) -> Any:
     """Standard-compatible array namespace, one per installed backend."""
     return _refloss_backend.xp
 
 
 @pytest.fixture
-def xp_device(_refloss_backend: Backend) -> Any:
+def refloss_device(_refloss_backend: Backend) -> Any:
     """Device for inputs on the current backend (None: the library default)."""
     return _refloss_backend.device
 
