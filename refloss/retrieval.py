@@ -148,7 +148,7 @@ def _validate(
 def _targets(o: _Options, *, like: Array) -> TargetColumns:
     """Row i's target is candidate i; a score mask that removes it leaves no target."""
     xp = o.xp
-    targets = diagonal_targets(o.plan.row_blocks[-1].stop, None, like=like, xp=xp)
+    targets = diagonal_targets(int(like.shape[0]), None, like=like, xp=xp)
     if o.score_mask is None:
         return targets
     has_target = xp.take_along_axis(o.score_mask, targets.index[:, None], axis=1)[:, 0]
