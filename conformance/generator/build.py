@@ -6,28 +6,35 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
+from functools import partial
 
 import mpmath
 import numpy as np
 
-from . import cases_retrieval, cases_softmax, cases_steps, evaluate
+from refloss._registry import FAMILIES
+
+from . import crosscheck, evaluate, families, oracle
 from .encoding import dumps, encode_tensor
 from .model import Case
 from .notes import notes_for
 
 SCHEMA_NAME = "refloss_fixture_v1.schema.json"
-SOURCE = {"name": "refloss", "version": "0.1.0"}
-ORACLE_DPS = 50
+SOURCE_NAME = "refloss"
 # Tolerances: rtol per dtype, and atol = ATOL_SCALE[dtype] * max(max|expected|, work),
 # where work is the magnitude of the logits times the rows a reduction sums (times the
 # embedding scale over tau for gradients).  See conformance/README.md.
 RTOL = {"float64": 1e-12, "float32": 1e-5}
 ATOL_SCALE = {"float64": 1e-13, "float32": 2e-6}
+GRADIENT_HEADER = (
+    "Expected gradients come from the analytic formula of the mpmath oracle, evaluated at "
+    f"{oracle.DPS} and {oracle.CHECK_DPS} digits, and are checked against central "
+    f"differences of the oracle loss at {crosscheck.FD_DPS} digits."
+)
 
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One fixture file: its function, argument names and case list."""
+    """One fixture file: its function, argument names, cases and evaluator."""
 
     filename: str
     function: str
@@ -35,104 +42,49 @@ class FileSpec:
     outputs: tuple[str, ...]
     header: tuple[str, ...]
     cases: Callable[[], list[Case | None]]
-    evaluate: Callable[[Case, dict], evaluate.Outcome]
+    evaluate: Callable[[int, Case], evaluate.Outcome]
 
 
-_STEP_HEADER = "Masked logits are exactly -inf. The output has the shape of the logits."
+def file_specs() -> tuple[FileSpec, ...]:
+    """The fixture files, in registry order: ``<name>_test.json`` for every family, then
+    ``value_and_grad_<name>_test.json`` right after it when ``gradient_fixture`` is set.
 
-FILES = (
-    FileSpec(
-        "retrieval_loss_test.json",
-        "refloss.retrieval_loss",
-        ("query_embeddings", "candidate_embeddings"),
-        ("loss",),
-        (
-            "In-batch softmax retrieval loss with extra negatives, temperature, logQ "
-            "correction, accidental-hit removal, score mask and hard-negative mining.",
-            "Row i's positive is column i; columns B..N-1 are shared extra negatives.",
-            "Inputs not listed in arguments.positional are keyword arguments.",
-        ),
-        cases_retrieval.retrieval_loss_cases,
-        evaluate.retrieval,
-    ),
-    FileSpec(
-        "value_and_grad_retrieval_loss_test.json",
-        "refloss.value_and_grad(refloss.retrieval_loss)",
-        ("query_embeddings", "candidate_embeddings"),
-        ("loss", "grad_query_embeddings", "grad_candidate_embeddings"),
-        (
-            "Loss and gradients of refloss.retrieval_loss with respect to both embeddings.",
-            "Expected gradients come from the analytic formula evaluated at 50 digits and are "
-            "cross-checked against an independent float64 autograd formulation.",
-        ),
-        cases_retrieval.value_and_grad_cases,
-        evaluate.value_and_grad,
-    ),
-    FileSpec(
-        "logq_correction_test.json",
-        "refloss.logq_correction",
-        ("logits", "candidate_sampling_probability"),
-        ("output",),
-        ("logits - log(clip(p, min_probability, 1)) for every column.", _STEP_HEADER),
-        cases_steps.logq_correction_cases,
-        evaluate.logq_correction,
-    ),
-    FileSpec(
-        "remove_accidental_hits_test.json",
-        "refloss.remove_accidental_hits",
-        ("logits", "candidate_ids"),
-        ("output",),
-        (
-            "logits[i, j] = -inf for every j != i with candidate_ids[j] == candidate_ids[i].",
-            _STEP_HEADER,
-        ),
-        cases_steps.remove_accidental_hits_cases,
-        evaluate.remove_accidental_hits,
-    ),
-    FileSpec(
-        "apply_score_mask_test.json",
-        "refloss.apply_score_mask",
-        ("logits", "score_mask"),
-        ("output",),
-        ("logits where score_mask is True, -inf where it is False.", _STEP_HEADER),
-        cases_steps.apply_score_mask_cases,
-        evaluate.apply_score_mask,
-    ),
-    FileSpec(
-        "mine_hard_negatives_test.json",
-        "refloss.mine_hard_negatives",
-        ("logits",),
-        ("output",),
-        (
-            "Per row i keep column i and the num_hard_negatives largest other columns "
-            "(ties to the lower index); every other entry becomes -inf.",
-            _STEP_HEADER,
-        ),
-        cases_steps.mine_hard_negatives_cases,
-        evaluate.mine_hard_negatives,
-    ),
-    FileSpec(
-        "softmax_cross_entropy_test.json",
-        "refloss.softmax_cross_entropy",
-        ("logits",),
-        ("output",),
-        (
-            "Softmax cross-entropy with the positive of row i in column i; rows with "
-            "positive_mask False have loss 0; weighted, then reduced.",
-        ),
-        cases_softmax.softmax_cross_entropy_cases,
-        evaluate.softmax_cross_entropy,
-    ),
-    FileSpec(
-        "logsumexp_test.json",
-        "refloss.logsumexp",
-        ("x",),
-        ("output",),
-        ("log(sum(exp(x))) along axis (default -1); a slice of -inf gives -inf.",),
-        cases_softmax.logsumexp_cases,
-        evaluate.logsumexp,
-    ),
-)
+    Names, arguments, outputs and headers come from ``refloss._registry.FAMILIES``; the
+    cases and the oracle from :data:`.families.ORACLES`.
+    """
+    problems = families.coverage_problems()
+    if problems:
+        raise ValueError("families and oracles disagree:\n" + "\n".join(problems))
+    specs = []
+    for family in FAMILIES:
+        entry = families.ORACLES[family.name]
+        specs.append(
+            FileSpec(
+                f"{family.name}_test.json",
+                family.qualified_name,
+                family.positional,
+                family.outputs,
+                family.header,
+                entry.cases,
+                partial(evaluate.values, family, entry),
+            )
+        )
+        if family.gradient_fixture:
+            specs.append(
+                FileSpec(
+                    f"value_and_grad_{family.name}_test.json",
+                    f"refloss.value_and_grad({family.qualified_name})",
+                    family.positional,
+                    family.gradient_outputs,
+                    (*family.header, GRADIENT_HEADER),
+                    entry.gradient_cases,
+                    partial(evaluate.gradients, family, entry),
+                )
+            )
+    return tuple(specs)
+
+
+FILES = file_specs()
 
 
 def nice_up(x: float) -> float:
@@ -181,10 +133,13 @@ def _split_params(cases: list[tuple[int, Case]]) -> dict:
 
 def _group(spec: FileSpec, cases: list[tuple[int, Case]]) -> dict:
     common = _split_params(cases)
+    sources = {c.source for _, c in cases}
+    if len(sources) != 1:
+        raise ValueError(f"{spec.filename}: group {cases[0][1].group!r} mixes sources {sources}")
     outcomes = {}
     for tc_id, case in cases:
         if case.result == "valid":
-            outcomes[tc_id] = spec.evaluate(case, case.params)
+            outcomes[tc_id] = spec.evaluate(tc_id, case)
     needs = {tc: _needed_atol(o) for tc, o in outcomes.items()}
     atol = {}
     for dt in ATOL_SCALE:
@@ -221,13 +176,14 @@ def _group(spec: FileSpec, cases: list[tuple[int, Case]]) -> dict:
         tests.append(test)
     return {
         "oracle": {
-            "dps": ORACLE_DPS,
+            "checkDps": oracle.CHECK_DPS,
+            "dps": oracle.DPS,
             "method": "mpmath",
             "rounding": "nearest float64, ties to even",
             "version": mpmath.__version__,
         },
         "params": common,
-        "source": dict(SOURCE),
+        "source": {"name": SOURCE_NAME, "version": sources.pop()},
         "tests": tests,
         "tolerance": _tolerance(atol, dtypes),
     }

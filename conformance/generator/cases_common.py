@@ -53,6 +53,6 @@ def hard_inputs() -> dict:
     return {Q: q, C: c}
 
 
-def invalid(comment, flags, inputs, error, params=None) -> Case:
+def invalid(comment, flags, inputs, error, params=None, group="invalid", **kw) -> Case:
     """A case the function must reject with ``error``."""
-    return Case(comment, flags, inputs, "invalid", params or {}, "invalid", error)
+    return Case(comment, flags, inputs, group, params or {}, "invalid", error, **kw)

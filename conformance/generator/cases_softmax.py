@@ -8,12 +8,14 @@ from __future__ import annotations
 import numpy as np
 
 from .cases_common import case, invalid
-from .model import Case, Draw, f64, mask
+from .model import Case, Draw, f64, i64, mask
 
 L = "logits"
 PM = "positive_mask"
 W = "sample_weight"
+Y = "labels"
 NEG_INF = -np.inf
+V2 = "0.2.0"  # cases added with the labels option
 
 
 def softmax_cross_entropy_cases() -> list[Case]:
@@ -206,6 +208,136 @@ def logsumexp_cases() -> list[Case]:
             "float64_only",
             draw=d,
             float64_only=True,
+        )
+    )
+    return out
+
+
+def value_and_grad_cases() -> list[Case]:
+    """Cases of ``value_and_grad_softmax_cross_entropy_test.json`` (refloss 0.2.0)."""
+    out = []
+
+    def add(comment, flags, inputs, group="basic", params=None, draw=None, **kw):
+        out.append(case(comment, flags, inputs, group, params, draw=draw, source=V2, **kw))
+
+    d = Draw(2701)
+    add(
+        "in-batch labels, B=4, N=4, sum",
+        ["Basic", "SumReduction"],
+        {L: d.normal((4, 4), 2.0)},
+        draw=d,
+    )
+    d = Draw(2702)
+    add(
+        "in-batch labels with extra columns (N=6 > B=3), mean",
+        ["ExtraNegatives", "MeanDividesByBatch"],
+        {L: d.normal((3, 6), 2.0)},
+        params={"reduction": "mean"},
+        draw=d,
+    )
+    d = Draw(2703)
+    add(
+        "integer labels, B=4 rows, N=3 columns (N < B)",
+        ["IntegerLabels", "FewerColumnsThanRows"],
+        {L: d.normal((4, 3), 2.0), Y: i64([2, 0, 0, 1])},
+        draw=d,
+    )
+    d = Draw(2704)
+    add(
+        "integer labels, positive_mask False for row 0 (zero gradient row), sample weights",
+        ["IntegerLabels", "PositiveMaskFalse", "SampleWeight"],
+        {
+            L: d.normal((3, 5), 2.0),
+            Y: i64([1, 4, 4]),
+            PM: mask([0, 1, 1]),
+            W: f64([2.0, 0.5, 1.5]),
+        },
+        draw=d,
+    )
+    d = Draw(2705)
+    y = mask([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 1, 0, 1, 1], [0, 0, 1, 0, 0]])
+    add(
+        "bool labels: several positives per row, row 1 has none (zero gradient row)",
+        ["LabelWeights", "BoolLabelWeights", "SeveralPositives", "ZeroLabelRow"],
+        {L: d.normal((4, 5), 2.0), Y: y},
+        draw=d,
+    )
+    d = Draw(2706)
+    y = f64([[0.5, 0.0, 1.5, 0.25], [0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    add(
+        "float label weights used as given, a zero row, sample weights with a 0, mean",
+        [
+            "LabelWeights",
+            "SeveralPositives",
+            "LabelWeightsNotNormalised",
+            "ZeroLabelRow",
+            "SampleWeight",
+            "ZeroSampleWeight",
+            "MeanDividesByBatch",
+        ],
+        {L: d.normal((3, 4), 2.0), Y: y, W: f64([1.5, 0.0, 1.0])},
+        params={"reduction": "mean"},
+        draw=d,
+    )
+    x = {L: f64([[1.5, NEG_INF, NEG_INF], [NEG_INF, -0.5, 2.0], [0.25, NEG_INF, 1.0]])}
+    add(
+        "-inf entries get zero gradient; row 0 keeps only its target (loss 0, gradient 0)",
+        ["NegInfMasking", "AllNegativesMasked"],
+        x,
+    )
+    x = {
+        L: f64([[1.5, NEG_INF, 0.25, -0.75], [NEG_INF, 0.5, 2.0, NEG_INF]]),
+        Y: f64([[1.0, 0.0, 0.5, 0.0], [0.0, 0.25, 1.0, 0.0]]),
+    }
+    add("label weights with -inf entries under zero weights", ["LabelWeights", "NegInfMasking"], x)
+    x = {L: f64([[NEG_INF, NEG_INF], [0.5, 1.0]]), PM: mask([0, 1])}
+    add(
+        "a fully -inf row whose positive_mask is False has loss 0 and gradient 0",
+        ["PositiveMaskFalse", "NegInfInput"],
+        x,
+    )
+    d = Draw(2707)
+    add(
+        "0-d sample_weight",
+        ["ScalarSampleWeight", "SampleWeight", "ExtraNegatives"],
+        {L: d.normal((3, 4), 2.0), W: f64(0.5)},
+        draw=d,
+    )
+    x = {L: f64([[500.0, 40.0, -3.0], [0.0, 470.0, 1.0]]), Y: i64([0, 1])}
+    add(
+        "dominant targets: gradients near 1e-200 keep their relative precision",
+        ["IntegerLabels", "DominantTarget"],
+        x,
+    )
+    d = Draw(2708)
+    add("logits ~1e4", ["LargeLogits"], {L: d.normal((3, 4), 4096.0)}, "large_logits", draw=d)
+    d = Draw(2709)
+    add(
+        "float64 logits, integer labels",
+        ["Float64Only", "IntegerLabels"],
+        {L: d.normal((3, 4), 2.0, float64=True), Y: i64([1, 1, 3])},
+        "float64_only",
+        draw=d,
+        float64_only=True,
+    )
+    logits = f64([[0.5, 1.0, -1.5], [2.0, -0.5, 0.25]])
+    out.append(
+        invalid(
+            "reduction='none' is not a scalar loss",
+            ["NonScalarLoss"],
+            {L: logits},
+            "ValueError",
+            {"reduction": "none"},
+            source=V2,
+        )
+    )
+    out.append(
+        invalid(
+            "integer label 3 outside [0, N=3)",
+            ["InvalidLabels"],
+            {L: logits, Y: i64([0, 3])},
+            "ValueError",
+            source=V2,
         )
     )
     return out

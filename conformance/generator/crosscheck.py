@@ -1,88 +1,138 @@
-"""An independent float64 formulation of the retrieval loss in PyTorch autograd.
+"""A second, generic check of the oracle's analytic gradients: numerical differentiation.
 
-It shares no code with the mpmath oracle and never calls the library under test; the
-generator compares it with the oracle and refuses to write a file when they disagree.
+For every valid case of every gradient file, the family's scalar oracle loss (its value
+file's evaluator, which never computes a gradient) is differentiated numerically by
+central differences at :data:`FD_DPS` digits with a tiny step, one input element at a
+time, and compared with the analytic oracle gradient evaluated at the same precision.
+Nothing here knows about a family: it sees a loss function of named nested lists.
+
+With ``h = STEP * max(1, |x|)``, the truncation error ``h**2 |f'''| / 6`` is far below
+the comparison bound, and so is the rounding error ``10**-FD_DPS |f| / h``.  Two cases
+are handled on their own:
+
+* a non-finite input element (a masked ``-inf`` logit) is held fixed: a finite step
+  cannot move it, the loss does not depend on it, and its analytic gradient must be 0;
+* an element at which the loss has a kink (an exact tie in hard-negative mining, where
+  the two one-sided differences disagree by far more than ``h |f''|``) is not compared,
+  because no derivative exists there; the number of such elements is recorded.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Mapping
 
+import mpmath
 import numpy as np
-import torch
 
-RTOL = 1e-10
-
-
-def torch_version() -> str:
-    """The torch release, without a local build label such as ``+cpu``."""
-    return torch.__version__.split("+")[0]
+FD_DPS = 100
+STEP = "1e-35"
+RTOL = 1e-50  # |central difference - analytic| <= RTOL * scale
+KINK_RTOL = 1e-20  # |forward - backward| > KINK_RTOL * scale marks a kink
+IMPL = "mpmath central differences of the oracle loss"
 
 
-def _hard_negative_drop(s: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean (B, N): True where a column is dropped by hard-negative mining."""
-    b, n = s.shape
-    drop = torch.ones(b, n, dtype=torch.bool)
-    for i in range(b):
-        cols = torch.tensor([j for j in range(n) if j != i], dtype=torch.long)
-        order = torch.sort(s[i, cols], descending=True, stable=True).indices
-        drop[i, cols[order[:k]]] = False
-        drop[i, i] = False
-    return drop
+def _flatten(x) -> list:
+    if not isinstance(x, list):
+        return [x]
+    out = []
+    for item in x:
+        out.extend(_flatten(item))
+    return out
 
 
-def retrieval_loss_and_grads(inputs: dict, params: dict, *, grads: bool):
-    """Return ``(loss, dQ, dC)`` as NumPy float64 arrays (``dQ``/``dC`` None without grads)."""
-    q = torch.tensor(inputs["query_embeddings"], dtype=torch.float64, requires_grad=grads)
-    c = torch.tensor(inputs["candidate_embeddings"], dtype=torch.float64, requires_grad=grads)
-    tau = params.get("temperature")
-    s = q @ c.T
-    if tau is not None:
-        s = s / tau
-    if "candidate_sampling_probability" in inputs:
-        p = torch.tensor(inputs["candidate_sampling_probability"], dtype=torch.float64)
-        s = s - torch.log(torch.clamp(p, min=params.get("min_probability", 1e-6), max=1.0))
-    b, n = s.shape
-    eye = torch.zeros(b, n, dtype=torch.bool)
-    eye[torch.arange(b), torch.arange(b)] = True
-    if "candidate_ids" in inputs:
-        ids = torch.tensor(np.asarray(inputs["candidate_ids"], dtype=np.int64))
-        s = s.masked_fill((ids[None, :] == ids[:b, None]) & ~eye, -math.inf)
-    has_target = torch.ones(b, dtype=torch.bool)
-    if "score_mask" in inputs:
-        keep = torch.tensor(np.asarray(inputs["score_mask"], dtype=bool))
-        s = s.masked_fill(~keep, -math.inf)
-        has_target = keep.diagonal().clone()
-    if params.get("num_hard_negatives") is not None:
-        s = s.masked_fill(_hard_negative_drop(s.detach(), params["num_hard_negatives"]), -math.inf)
-    safe = torch.where(has_target[:, None], s, torch.zeros_like(s))
-    rows = torch.logsumexp(safe, dim=1) - safe.diagonal()
-    rows = torch.where(has_target, rows, torch.zeros_like(rows))
-    if "sample_weight" in inputs:
-        rows = rows * torch.tensor(inputs["sample_weight"], dtype=torch.float64)
-    reduction = params.get("reduction", "sum")
-    loss = {"none": rows, "sum": rows.sum(), "mean": rows.sum() / b}[reduction]
-    if not grads:
-        return loss.detach().numpy(), None, None
-    loss.backward()
-    return loss.detach().numpy(), q.grad.numpy(), c.grad.numpy()
+def _reshape(flat: list, like):
+    """``flat`` in the nested shape of ``like``."""
+    if not isinstance(like, list):
+        return flat[0]
+    out, start = [], 0
+    for item in like:
+        size = len(_flatten(item))
+        out.append(_reshape(flat[start : start + size], item))
+        start += size
+    return out
 
 
-def compare(actual: np.ndarray, expected: np.ndarray, scale: float) -> float:
-    """Return max |actual - expected| (NaN positions must agree; infinities must be equal).
+def _replace(nested, index: int, value):
+    """A copy of ``nested`` with its ``index``-th element (row-major) set to ``value``.
 
-    Raises ``AssertionError`` when a difference exceeds ``RTOL * scale``.
+    Only the lists on the path to the element are copied.
     """
-    a = np.asarray(actual, dtype=np.float64)
-    e = np.asarray(expected, dtype=np.float64)
-    if a.shape != e.shape:
-        raise AssertionError(f"shape {a.shape} != {e.shape}")
-    if not np.array_equal(np.isnan(a), np.isnan(e)):
-        raise AssertionError("NaN positions differ")
-    finite = np.isfinite(e)
-    if not np.array_equal(a[~finite & ~np.isnan(e)], e[~finite & ~np.isnan(e)]):
-        raise AssertionError("infinities differ")
-    diff = float(np.max(np.abs(a[finite] - e[finite]), initial=0.0))
-    if diff > RTOL * scale:
-        raise AssertionError(f"max abs diff {diff:.3e} > {RTOL:.0e} * {scale:.3e}")
-    return diff
+    if not isinstance(nested, list):
+        return value
+    size = len(_flatten(nested[0])) if nested else 1
+    head, rest = divmod(index, size)
+    out = list(nested)
+    out[head] = _replace(nested[head], rest, value)
+    return out
+
+
+def check_gradients(
+    loss: Callable[[Mapping[str, object]], mpmath.mpf],
+    inputs: Mapping[str, object],
+    analytic: Mapping[str, object],
+    scale: float,
+) -> dict:
+    """Compare ``analytic[name]`` with central differences of ``loss`` for every name.
+
+    ``inputs`` maps every argument to nested lists (the differentiated ones float);
+    ``analytic`` maps each differentiated name to its gradient (nested mpf lists, the
+    shape of the input).  Returns ``{"kinks": k}``; raises ``AssertionError`` when an
+    element differs by more than ``RTOL * scale``.
+    """
+    kinks = 0
+    with mpmath.workdps(FD_DPS):
+        # the differentiated arrays as mpf once, so no evaluation converts them again
+        inputs = {
+            name: _reshape([mpmath.mpf(v) for v in _flatten(value)], value)
+            if name in analytic
+            else value
+            for name, value in inputs.items()
+        }
+        step = mpmath.mpf(STEP)
+        f0 = loss(inputs)
+        for name, grad in analytic.items():
+            values = _flatten(inputs[name])
+            expected = _flatten(grad)
+            for k, (x, g) in enumerate(zip(values, expected, strict=True)):
+                x = mpmath.mpf(x)
+                if not mpmath.isfinite(x):
+                    numeric = mpmath.mpf(0)
+                else:
+                    h = step * max(1, abs(x))
+                    up, down = x + h, x - h
+                    f_up = loss({**inputs, name: _replace(inputs[name], k, up)})
+                    f_down = loss({**inputs, name: _replace(inputs[name], k, down)})
+                    forward, backward = (f_up - f0) / (up - x), (f0 - f_down) / (x - down)
+                    if abs(forward - backward) > KINK_RTOL * scale:
+                        kinks += 1
+                        continue
+                    numeric = (f_up - f_down) / (up - down)
+                diff = abs(numeric - mpmath.mpf(g))
+                if not diff <= RTOL * scale:
+                    raise AssertionError(
+                        f"d loss / d {name}[{k}]: central difference {mpmath.nstr(numeric, 20)}"
+                        f" vs analytic {mpmath.nstr(g, 20)} (|diff| {mpmath.nstr(diff, 3)}"
+                        f" > {RTOL:.0e} * {scale:.3e})"
+                    )
+    return {"kinks": kinks}
+
+
+def record(kinks: int) -> dict:
+    """The ``crossChecks`` entry of one passed check (no timings, no differences)."""
+    entry = {
+        "dps": FD_DPS,
+        "impl": IMPL,
+        "passed": True,
+        "rtol": RTOL,
+        "step": float(STEP),
+        "version": mpmath.__version__,
+    }
+    if kinks:
+        entry["kinks"] = kinks
+    return entry
+
+
+def magnitude(expected: Mapping[str, np.ndarray], work: float) -> float:
+    """``max(1, work, max |expected|)``: the scale both bounds are relative to."""
+    finite = [np.abs(e[np.isfinite(e)]) for e in expected.values()]
+    return max(1.0, work, *(float(f.max()) for f in finite if f.size))

@@ -29,6 +29,7 @@ class Case:
     error: str | None = None
     float64_only: bool = False
     provenance: str | dict = "hand-written"
+    source: str = "0.1.0"  # the refloss release that introduced the case (one per group)
 
 
 RETIRED = None  # placeholder that keeps a retired case's tcId reserved

@@ -23,6 +23,15 @@ NOTES: dict[str, tuple[str, str]] = {
     "ScoreMask": (BASIC, "Entries where score_mask is False are masked."),
     "HardNegatives": (BASIC, "Only the positive and the k largest negatives of each row are kept."),
     "ClosedForm": (BASIC, "Small hand-written case whose value also has a closed form."),
+    "IntegerLabels": (
+        BASIC,
+        "labels is an integer array (B,): row i's target is column labels[i], in [0, N).",
+    ),
+    "LabelWeights": (
+        BASIC,
+        "labels is a (B, N) matrix of label weights y >= 0: loss_i = sum_j y_ij (lse_i - S_ij).",
+    ),
+    "SeveralPositives": (BASIC, "A row of label weights has more than one positive entry."),
     # Pinned conventions (each changes numbers).
     "SumReduction": (
         CONVENTION,
@@ -98,6 +107,20 @@ NOTES: dict[str, tuple[str, str]] = {
         CONVENTION,
         "positive_mask[i] False: row i has no target and its loss is exactly 0.",
     ),
+    "LabelWeightsNotNormalised": (
+        CONVENTION,
+        "Label weights are used as given, not normalised to sum to 1: a row's loss and "
+        "gradient scale with its total weight.",
+    ),
+    "ZeroLabelRow": (
+        CONVENTION,
+        "A row whose label weights are all 0 has no target: its loss and gradient are exactly 0.",
+    ),
+    "NegInfTargetIsInf": (
+        CONVENTION,
+        "A target column, or a positive label weight, on a -inf logit in a row that has a "
+        "finite logit gives a loss of +inf (the target has probability 0).",
+    ),
     # Edge cases.
     "SingleColumn": (EDGE_CASE, "One candidate only: the loss is exactly 0."),
     "ZeroSampleWeight": (EDGE_CASE, "Some rows have weight 0."),
@@ -107,6 +130,11 @@ NOTES: dict[str, tuple[str, str]] = {
     "AllNegInfRow": (EDGE_CASE, "A reduced slice is entirely -inf: logsumexp is -inf."),
     "Axis": (EDGE_CASE, "logsumexp over an axis other than the last."),
     "Int32Ids": (EDGE_CASE, "candidate_ids given as int32."),
+    "FewerColumnsThanRows": (
+        EDGE_CASE,
+        "Integer labels with N < B: targets are column indices, so N >= 1 suffices.",
+    ),
+    "BoolLabelWeights": (EDGE_CASE, "Label weights given as a bool matrix (True weighs 1)."),
     # Numerics.
     "LargeLogits": (NUMERICS, "Logits of magnitude ~1e4: a naive exp overflows or underflows."),
     "SmallTemperature": (NUMERICS, "Temperature 0.01 gives logits in the hundreds."),
@@ -116,6 +144,11 @@ NOTES: dict[str, tuple[str, str]] = {
         "Inputs are not representable in float32: run in float64 only.",
     ),
     "NaNPropagates": (NUMERICS, "A NaN input propagates to the output; it is never hidden."),
+    "DominantTarget": (
+        NUMERICS,
+        "The target logit exceeds the others by hundreds: the loss and gradients (about "
+        "exp(-gap)) are far below the logits and must keep their relative precision.",
+    ),
     # Invalid inputs.
     "InvalidShape": (
         INVALID_INPUT,
@@ -140,6 +173,11 @@ NOTES: dict[str, tuple[str, str]] = {
         "num_hard_negatives < 1; the call must raise.",
     ),
     "InvalidReduction": (INVALID_INPUT, "Unknown reduction name; the call must raise."),
+    "InvalidLabels": (
+        INVALID_INPUT,
+        "Integer labels outside [0, N), or negative or NaN label weights; the call must "
+        "raise ValueError.",
+    ),
     "InvalidDtype": (
         INVALID_INPUT,
         "An array has the wrong kind of dtype (integer embeddings, float ids, non-bool "

@@ -1,13 +1,26 @@
 """High-precision reference values for the conformance fixtures.
 
-Everything here is computed with :mod:`mpmath` at 50 significant digits from the
-exact binary values of the inputs, and is rounded to float64 exactly once, at the end,
-by :func:`to_float64` (round to nearest, ties to even).  The module depends on nothing
-but the standard library and mpmath: it never calls the library it checks, so a bug in
-that library cannot leak into the expected values.
+Everything here is computed with :mod:`mpmath` from the exact binary values of the
+inputs, at the working precision of the mpmath context: the generator evaluates every
+case at :data:`DPS` (50) and again at :data:`CHECK_DPS` (100) significant digits and
+refuses a value whose float64 rounding differs between the two.  Results are rounded to
+float64 exactly once, at the end, by :func:`to_float64` (round to nearest, ties to even,
+subnormals included).  The module depends on nothing but the standard library and
+mpmath: it never calls the library it checks, so a bug in that library cannot leak into
+the expected values.
 
-Tensors are plain nested Python lists (row-major).  Masked logits are ``-inf``
-(:data:`NEG_INF`); they contribute exactly zero probability.
+Row losses are written in forms that keep their relative precision in the tails.  A
+row whose target dominates has a loss far below the size of its logits (tcId 9 of
+``softmax_cross_entropy_test.json``: about 1.1e-268 from logits near 1e4), so
+``lse - S_t`` would cancel to 0 at any fixed precision.  Instead
+
+    loss_i = log1p(sum_{j != t} exp(S_ij - S_it)),
+
+a sum of positive terms whose exponents mpmath does not bound, and each label-weight term
+``lse_i - S_ij`` is written the same way.  Gradients use ``1 - p_it = sum_{j != t} p_ij``.
+
+Tensors are plain nested Python lists (row-major) of floats, ints, bools or mpf.  Masked
+logits are ``-inf`` (:data:`NEG_INF`); they contribute exactly zero probability.
 """
 
 from __future__ import annotations
@@ -18,14 +31,33 @@ import mpmath
 from mpmath.libmp import round_nearest, to_float
 
 DPS = 50
+CHECK_DPS = 100
+PRECISIONS = (DPS, CHECK_DPS)
 NEG_INF = mpmath.mpf("-inf")
 POS_INF = mpmath.mpf("inf")
+NAN = mpmath.mpf("nan")
 ZERO = mpmath.mpf(0)
+ONE = mpmath.mpf(1)
+
+# float64: the smallest normal exponent and the spacing of the subnormals (2**-1074).
+_MIN_NORMAL_EXP = -1022
+_SUBNORMAL_EXP = -1074
 
 
-def mpf(x: float | int) -> mpmath.mpf:
-    """Convert a float or int to an mpf holding its exact binary value."""
-    return mpmath.mpf(x)
+def _require_precision() -> None:
+    """Refuse to compute at less than :data:`DPS` digits (mpmath's default is 15)."""
+    if mpmath.mp.dps < DPS:
+        raise RuntimeError(
+            f"the oracle needs at least {DPS} digits; wrap the call in mpmath.workdps(...)"
+        )
+
+
+def mpf(x) -> mpmath.mpf:
+    """Convert a float, int or bool to an mpf (floats keep their exact binary value).
+
+    An mpf is returned as it is: arithmetic rounds its results to the working precision.
+    """
+    return x if isinstance(x, mpmath.mpf) else mpmath.mpf(x)
 
 
 def is_nan(x: mpmath.mpf) -> bool:
@@ -33,50 +65,65 @@ def is_nan(x: mpmath.mpf) -> bool:
     return mpmath.isnan(x)
 
 
-def to_float64(x: mpmath.mpf) -> float:
+def to_float64(x) -> float:
     """Round an mpf to the nearest float64 (ties to even), exactly once.
 
-    Subnormal results would be rounded twice by ``math.ldexp``; they never occur in the
-    fixtures, and this function refuses them rather than risk an off-by-one-ulp value.
+    Normal results are rounded by mpmath to 53 bits.  Results below the smallest normal
+    float64 (2**-1022) are rounded directly onto the subnormal grid (multiples of
+    2**-1074) with integer arithmetic, so they are rounded once too (``math.ldexp`` of a
+    53-bit mantissa would round them a second time); a result below 2**-1075 becomes 0.
     """
+    x = mpf(x)
     if mpmath.isnan(x):
         return math.nan
     if mpmath.isinf(x):
         return math.inf if x > 0 else -math.inf
-    value = to_float(x._mpf_, rnd=round_nearest)
-    if value != 0.0 and abs(value) < 2.2250738585072014e-308:
-        raise ValueError(f"subnormal oracle result {x}")
-    return value
+    sign, man, exp, bc = x._mpf_
+    if not man:
+        return 0.0
+    if exp + bc - 1 >= _MIN_NORMAL_EXP:
+        return to_float(x._mpf_, rnd=round_nearest)
+    # |x| = man * 2**exp < 2**-1022: count multiples of 2**-1074, ties to even.
+    shift = _SUBNORMAL_EXP - exp
+    if shift <= 0:
+        units = man << -shift
+    else:
+        units, rest = divmod(man, 1 << shift)
+        half = 1 << (shift - 1)
+        if rest > half or (rest == half and units % 2):
+            units += 1
+    value = math.ldexp(units, _SUBNORMAL_EXP)  # exact: units <= 2**52
+    return -value if sign else value
 
 
-def _matrix(rows: list[list[float]]) -> list[list[mpmath.mpf]]:
+def _matrix(rows) -> list[list[mpmath.mpf]]:
     return [[mpf(v) for v in row] for row in rows]
 
 
 def scores(query, candidates, temperature=None):
     """Return ``S = Q @ C^T`` (divided by ``temperature`` when given), shape (B, N)."""
-    with mpmath.workdps(DPS):
-        q = _matrix(query)
-        c = _matrix(candidates)
-        out = [[mpmath.fsum(a * b for a, b in zip(qi, cj, strict=True)) for cj in c] for qi in q]
-        if temperature is not None:
-            tau = mpf(temperature)
-            out = [[v / tau for v in row] for row in out]
-        return out
+    _require_precision()
+    q = _matrix(query)
+    c = _matrix(candidates)
+    out = [[mpmath.fdot(zip(qi, cj, strict=True)) for cj in c] for qi in q]
+    if temperature is not None:
+        tau = mpf(temperature)
+        out = [[v / tau for v in row] for row in out]
+    return out
 
 
 def logq_correction(logits, probability, min_probability=1e-6):
     """Return ``S - log(clip(p, min_probability, 1))`` for every column (positive included)."""
-    with mpmath.workdps(DPS):
-        lo = mpf(min_probability)
-        log_p = []
-        for p in probability:
-            p = mpf(p)
-            if is_nan(p):
-                log_p.append(mpmath.mpf("nan"))
-            else:
-                log_p.append(mpmath.log(min(max(p, lo), mpf(1))))
-        return [[mpf(v) - lp for v, lp in zip(row, log_p, strict=True)] for row in logits]
+    _require_precision()
+    lo = mpf(min_probability)
+    log_p = []
+    for p in probability:
+        p = mpf(p)
+        if is_nan(p):
+            log_p.append(NAN)
+        else:
+            log_p.append(mpmath.log(min(max(p, lo), ONE)))
+    return [[mpf(v) - lp for v, lp in zip(row, log_p, strict=True)] for row in logits]
 
 
 def remove_accidental_hits(logits, candidate_ids):
@@ -122,70 +169,210 @@ def mine_hard_negatives(logits, num_hard_negatives):
     return out
 
 
+def _exp_sum_over(values, pivot, skip):
+    """``sum_{j != skip, values[j] finite} exp(values[j] - pivot)``: positive terms only."""
+    return mpmath.fsum(
+        mpmath.exp(v - pivot) for j, v in enumerate(values) if j != skip and v != NEG_INF
+    )
+
+
 def _lse(values):
-    """Log-sum-exp of a list of mpf values with IEEE-like handling of NaN and infinities."""
+    """Log-sum-exp of a list with IEEE-like handling of NaN and infinities.
+
+    ``m + log1p(sum over the other entries of exp(x_j - m))``, m the (first) maximum.
+    """
     vals = [mpf(v) for v in values]
     if any(is_nan(v) for v in vals):
-        return mpmath.mpf("nan")
+        return NAN
     if any(v == POS_INF for v in vals):
         return POS_INF
-    finite = [v for v in vals if v != NEG_INF]
-    if not finite:
+    if all(v == NEG_INF for v in vals):
         return NEG_INF
-    m = max(finite)
-    return m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in finite))
+    top = max(range(len(vals)), key=lambda j: vals[j])
+    return vals[top] + mpmath.log1p(_exp_sum_over(vals, vals[top], top))
 
 
 def logsumexp(x, axis=-1):
     """Log-sum-exp of a nested list along ``axis`` (any rank >= 1)."""
-    with mpmath.workdps(DPS):
-        shape = _shape(x)
-        rank = len(shape)
-        ax = axis + rank if axis < 0 else axis
-        if not 0 <= ax < rank:
-            raise ValueError("axis out of range")
-        flat = _flatten(x)
-        strides = [math.prod(shape[d + 1 :]) for d in range(rank)]
-        out_shape = shape[:ax] + shape[ax + 1 :]
-        out = []
-        for idx in _indices(out_shape):
-            full = [*idx[:ax], 0, *idx[ax:]]
-            base = sum(f * s for f, s in zip(full, strides, strict=True))
-            out.append(_lse([flat[base + t * strides[ax]] for t in range(shape[ax])]))
-        return _reshape(out, out_shape)
+    _require_precision()
+    shape = _shape(x)
+    rank = len(shape)
+    ax = axis + rank if axis < 0 else axis
+    if not 0 <= ax < rank:
+        raise ValueError("axis out of range")
+    flat = _flatten(x)
+    strides = [math.prod(shape[d + 1 :]) for d in range(rank)]
+    out_shape = shape[:ax] + shape[ax + 1 :]
+    out = []
+    for idx in _indices(out_shape):
+        full = [*idx[:ax], 0, *idx[ax:]]
+        base = sum(f * s for f, s in zip(full, strides, strict=True))
+        out.append(_lse([flat[base + t * strides[ax]] for t in range(shape[ax])]))
+    return _reshape(out, out_shape)
 
 
-def softmax_cross_entropy(logits, positive_mask=None, sample_weight=None, reduction="sum"):
-    """Softmax cross-entropy with the positive of row i in column i.
+# --- softmax cross-entropy against general targets ------------------------------------
 
-    Returns ``(value, per_row)`` where ``value`` is an mpf for "sum"/"mean" and a list
-    for "none".  Rows with ``positive_mask[i]`` False have loss exactly 0.
+
+def _check_row(vals):
+    if any(v == POS_INF for v in vals):
+        raise ValueError("+inf logits are not pinned by the cross-entropy oracle")
+
+
+def _column_row_loss(vals, t):
+    """Loss of a row whose target is column ``t``: ``log1p(sum_{j != t} e^(S_j - S_t))``.
+
+    NaN gives NaN; a row without a finite logit gives 0; a target of -inf in a row with a
+    finite logit gives +inf; a target whose other entries are all -inf gives exactly 0.
     """
-    with mpmath.workdps(DPS):
-        b = len(logits)
-        rows = []
-        for i, row in enumerate(logits):
-            if positive_mask is not None and not positive_mask[i]:
-                rows.append(ZERO)
-                continue
-            lse = _lse(row)
-            pos = mpf(row[i])
-            if is_nan(lse) or is_nan(pos):
-                rows.append(mpmath.mpf("nan"))
-            elif lse == pos:
-                # The positive is the only unmasked entry (or equal in every digit):
-                # the loss is exactly zero, even when both are infinite.
-                rows.append(ZERO)
-            else:
-                rows.append(lse - pos)
-        weights = _weights(sample_weight, b)
-        weighted = [w * r for w, r in zip(weights, rows, strict=True)]
-        return _reduce(weighted, reduction, b), weighted
+    if any(is_nan(v) for v in vals):
+        return NAN
+    _check_row(vals)
+    target = vals[t]
+    if target == NEG_INF:
+        others = any(v != NEG_INF for j, v in enumerate(vals) if j != t)
+        return POS_INF if others else ZERO
+    return mpmath.log1p(_exp_sum_over(vals, target, t))
+
+
+def _weight_row_loss(vals, labels):
+    """Loss of a row with label weights: ``sum_j y_j log1p(sum_{k != j} e^(S_k - S_j))``.
+
+    A row whose weights sum to 0, or without a finite logit, gives 0; NaN gives NaN; a
+    positive weight on a -inf logit gives +inf.  Each term is >= 0, so the sum does not
+    cancel.
+    """
+    if mpmath.fsum(labels) == 0:
+        return ZERO
+    if any(is_nan(v) for v in vals):
+        return NAN
+    _check_row(vals)
+    if all(v == NEG_INF for v in vals):
+        return ZERO
+    terms = []
+    for j, (v, y) in enumerate(zip(vals, labels, strict=True)):
+        if y == 0:
+            continue
+        if v == NEG_INF:
+            return POS_INF
+        terms.append(y * mpmath.log1p(_exp_sum_over(vals, v, j)))
+    return mpmath.fsum(terms)
+
+
+def _column_row_grad(vals, t):
+    """``d loss / d S`` of a column-target row with a finite target and no NaN.
+
+    ``p_j = e^(S_j - S_t) / (1 + r)`` off the target and ``p_t - 1 = -r / (1 + r)``, with
+    ``r = sum_{j != t} e^(S_j - S_t)``, so no entry loses digits to ``p_t - 1``.
+    """
+    target = vals[t]
+    if any(is_nan(v) for v in vals) or target == NEG_INF:
+        raise ValueError("no finite gradient: a NaN or a -inf target")
+    rest = _exp_sum_over(vals, target, t)
+    grad = [ZERO if v == NEG_INF else mpmath.exp(v - target) / (1 + rest) for v in vals]
+    grad[t] = -rest / (1 + rest)
+    return grad
+
+
+def _weight_row_grad(vals, labels):
+    """``d loss / d S_j = Y p_j - y_j = (Y - y_j) p_j - y_j (1 - p_j)`` of a weight row."""
+    if any(is_nan(v) for v in vals) or any(
+        y != 0 and v == NEG_INF for v, y in zip(vals, labels, strict=True)
+    ):
+        raise ValueError("no finite gradient: a NaN or a positive weight on -inf")
+    lse = _lse(vals)
+    probs = [ZERO if v == NEG_INF else mpmath.exp(v - lse) for v in vals]
+    grad = []
+    for j, (p, y) in enumerate(zip(probs, labels, strict=True)):
+        others_y = mpmath.fsum(labels[k] for k in range(len(labels)) if k != j)
+        others_p = mpmath.fsum(probs[k] for k in range(len(probs)) if k != j)
+        grad.append(others_y * p - y * others_p)
+    return grad
+
+
+def _targets(logits, labels, positive_mask):
+    """Per row: ``("none",)``, ``("column", t)`` or ``("weights", [y_j])``."""
+    rows = []
+    for i, row in enumerate(logits):
+        if positive_mask is not None and not positive_mask[i]:
+            rows.append(("none",))
+        elif labels is None:
+            rows.append(("column", i))
+        elif isinstance(labels[i], list):
+            rows.append(("weights", [mpf(y) for y in labels[i]]))
+        else:
+            t = int(labels[i])
+            if not 0 <= t < len(row):
+                raise ValueError(f"label {t} outside [0, {len(row)})")
+            rows.append(("column", t))
+    return rows
+
+
+def softmax_cross_entropy(
+    logits, labels=None, positive_mask=None, sample_weight=None, reduction="sum"
+):
+    """Softmax cross-entropy against in-batch labels, target columns or label weights.
+
+    ``labels`` is None (row i's target is column i), a list of target columns, or a
+    nested list (B, N) of label weights ``y_ij >= 0`` (bools count as 0/1).  Rows with
+    ``positive_mask[i]`` False have loss exactly 0.  Returns ``(value, weighted)``:
+    ``value`` is an mpf for "sum"/"mean" and a list for "none"; ``weighted`` lists
+    ``w_i * loss_i``.
+    """
+    _require_precision()
+    rows = []
+    for row, target in zip(logits, _targets(logits, labels, positive_mask), strict=True):
+        vals = [mpf(v) for v in row]
+        if target[0] == "none":
+            rows.append(ZERO)
+        elif target[0] == "column":
+            rows.append(_column_row_loss(vals, target[1]))
+        else:
+            rows.append(_weight_row_loss(vals, target[1]))
+    b = len(logits)
+    weights = _weights(sample_weight, b)
+    weighted = [w * r for w, r in zip(weights, rows, strict=True)]
+    return _reduce(weighted, reduction, b), weighted
+
+
+def softmax_cross_entropy_grad(
+    logits, labels=None, positive_mask=None, sample_weight=None, reduction="sum"
+):
+    """Return ``(loss, G)`` with ``G = dL/dS``, shape (B, N), from the analytic formula.
+
+    ``G_ij = s_i (Y_i p_ij - y_ij)`` with ``s_i = w_i`` ("sum") or ``w_i / B`` ("mean"),
+    ``Y_i = sum_j y_ij`` and ``p`` the row softmax; zero rows for rows without a target
+    (``positive_mask`` False, zero total weight, or no finite logit).
+    """
+    _require_precision()
+    if reduction not in ("sum", "mean"):
+        raise ValueError("gradients need a scalar reduction")
+    value, _ = softmax_cross_entropy(logits, labels, positive_mask, sample_weight, reduction)
+    b = len(logits)
+    scale = ONE if reduction == "sum" else ONE / b
+    weights = _weights(sample_weight, b)
+    grad = []
+    for i, (row, target) in enumerate(
+        zip(logits, _targets(logits, labels, positive_mask), strict=True)
+    ):
+        vals = [mpf(v) for v in row]
+        dead = target[0] == "none" or all(v == NEG_INF for v in vals)
+        if not dead and target[0] == "weights":
+            dead = mpmath.fsum(target[1]) == 0
+        if dead:
+            grad.append([ZERO] * len(vals))
+            continue
+        if target[0] == "column":
+            g = _column_row_grad(vals, target[1])
+        else:
+            g = _weight_row_grad(vals, target[1])
+        grad.append([scale * weights[i] * v for v in g])
+    return value, grad
 
 
 def _weights(sample_weight, b):
     if sample_weight is None:
-        return [mpf(1)] * b
+        return [ONE] * b
     if isinstance(sample_weight, list):
         return [mpf(w) for w in sample_weight]
     return [mpf(sample_weight)] * b
@@ -199,6 +386,9 @@ def _reduce(weighted, reduction, b):
     if reduction == "none":
         return list(weighted)
     raise ValueError(f"unknown reduction {reduction!r}")
+
+
+# --- the retrieval pipeline -----------------------------------------------------------
 
 
 def retrieval_logits(
@@ -218,64 +408,51 @@ def retrieval_logits(
     score mask, hard negatives.  ``has_target[i]`` is False when ``score_mask[i][i]``
     is False.
     """
-    with mpmath.workdps(DPS):
-        s = scores(query, candidates, temperature)
-        if candidate_sampling_probability is not None:
-            s = logq_correction(s, candidate_sampling_probability, min_probability)
-        if candidate_ids is not None:
-            s = remove_accidental_hits(s, candidate_ids)
-        if score_mask is not None:
-            s = apply_score_mask(s, score_mask)
-        if num_hard_negatives is not None:
-            s = mine_hard_negatives(s, num_hard_negatives)
-        has_target = [score_mask is None or bool(score_mask[i][i]) for i in range(len(s))]
-        return s, has_target
+    _require_precision()
+    s = scores(query, candidates, temperature)
+    if candidate_sampling_probability is not None:
+        s = logq_correction(s, candidate_sampling_probability, min_probability)
+    if candidate_ids is not None:
+        s = remove_accidental_hits(s, candidate_ids)
+    if score_mask is not None:
+        s = apply_score_mask(s, score_mask)
+    if num_hard_negatives is not None:
+        s = mine_hard_negatives(s, num_hard_negatives)
+    has_target = [score_mask is None or bool(score_mask[i][i]) for i in range(len(s))]
+    return s, has_target
 
 
 def retrieval_loss(query, candidates, *, sample_weight=None, reduction="sum", **options):
     """Return the retrieval loss (an mpf, or a list for ``reduction="none"``)."""
-    with mpmath.workdps(DPS):
-        s, has_target = retrieval_logits(query, candidates, **options)
-        value, _ = softmax_cross_entropy(s, has_target, sample_weight, reduction)
-        return value
+    s, has_target = retrieval_logits(query, candidates, **options)
+    value, _ = softmax_cross_entropy(s, None, has_target, sample_weight, reduction)
+    return value
 
 
 def retrieval_loss_grad(query, candidates, *, sample_weight=None, reduction="sum", **options):
-    """Return ``(loss, dQ, dC)`` from the analytic gradient at 50 digits.
+    """Return ``(loss, dQ, dC)`` from the analytic gradient.
 
-    With ``r = 1`` (sum) or ``1/B`` (mean), ``P`` the row softmax of the final logits and
-    ``Y`` the one-hot positives: ``G = r * w * (P - Y)`` (zero rows where the loss is 0 by
-    convention), ``dQ = G @ C / tau`` and ``dC = G^T @ Q / tau``.
+    ``G = dL/dS`` from :func:`softmax_cross_entropy_grad` (in-batch targets, rows whose
+    positive is masked have no target), then ``dQ = G @ C / tau`` and
+    ``dC = G^T @ Q / tau``.
     """
-    if reduction not in ("sum", "mean"):
-        raise ValueError("gradients need a scalar reduction")
-    with mpmath.workdps(DPS):
-        s, has_target = retrieval_logits(query, candidates, **options)
-        value, _ = softmax_cross_entropy(s, has_target, sample_weight, reduction)
-        b, n = len(s), len(s[0])
-        r = mpf(1) if reduction == "sum" else mpf(1) / b
-        weights = _weights(sample_weight, b)
-        g = []
-        for i, row in enumerate(s):
-            if not has_target[i]:
-                g.append([ZERO] * n)
-                continue
-            lse = _lse(row)
-            probs = [ZERO if v == NEG_INF else mpmath.exp(v - lse) for v in row]
-            g.append([r * weights[i] * (probs[j] - (1 if j == i else 0)) for j in range(n)])
-        tau = mpf(1) if options.get("temperature") is None else mpf(options["temperature"])
-        q = _matrix(query)
-        c = _matrix(candidates)
-        d = len(q[0])
-        dq = [
-            [mpmath.fsum(g[i][j] * c[j][k] for j in range(n)) / tau for k in range(d)]
-            for i in range(b)
-        ]
-        dc = [
-            [mpmath.fsum(g[i][j] * q[i][k] for i in range(b)) / tau for k in range(d)]
-            for j in range(n)
-        ]
-        return value, dq, dc
+    s, has_target = retrieval_logits(query, candidates, **options)
+    value, g = softmax_cross_entropy_grad(s, None, has_target, sample_weight, reduction)
+    b, n = len(s), len(s[0])
+    tau = ONE if options.get("temperature") is None else mpf(options["temperature"])
+    q = _matrix(query)
+    c = _matrix(candidates)
+    d = len(q[0])
+    dq = [
+        [mpmath.fsum(g[i][j] * c[j][k] for j in range(n)) / tau for k in range(d)] for i in range(b)
+    ]
+    dc = [
+        [mpmath.fsum(g[i][j] * q[i][k] for i in range(b)) / tau for k in range(d)] for j in range(n)
+    ]
+    return value, dq, dc
+
+
+# --- nested lists ---------------------------------------------------------------------
 
 
 def _shape(x):
