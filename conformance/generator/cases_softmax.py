@@ -155,7 +155,269 @@ def softmax_cross_entropy_cases() -> list[Case]:
             "ValueError",
         )
     )
+    out += label_cases()
+    out += invalid_label_cases()
     return out
+
+
+def label_cases() -> list[Case]:
+    """Valid cases of the ``labels`` option (refloss 0.2.0), appended to the file."""
+    out = []
+    d = Draw(2511)
+    x = {L: d.normal((4, 3), 2.0), Y: i64([2, 0, 1, 2])}
+    out.append(
+        case(
+            "integer labels, B=4 rows, N=3 columns (N < B)",
+            ["IntegerLabels", "FewerColumnsThanRows", "SumReduction"],
+            x,
+            "labels",
+            draw=d,
+            source=V2,
+        )
+    )
+    d = Draw(2512)
+    x = {L: d.normal((3, 5), 2.0), Y: i64([4, 4, 0])}
+    out.append(
+        case(
+            "integer labels, rows 0 and 1 share target column 4",
+            ["IntegerLabels", "ReductionNone"],
+            x,
+            "labels",
+            {"reduction": "none"},
+            draw=d,
+            source=V2,
+        )
+    )
+    d = Draw(2513)
+    x = {L: d.normal((3, 4), 2.0), Y: i64([1, 3, 3]), PM: mask([1, 0, 1])}
+    out.append(
+        case(
+            "integer labels, positive_mask False for row 1, mean divides by B",
+            ["IntegerLabels", "PositiveMaskFalse", "MeanDividesByBatch"],
+            x,
+            "labels",
+            {"reduction": "mean"},
+            draw=d,
+            source=V2,
+        )
+    )
+    d = Draw(2514)
+    x = {L: d.normal((3, 5), 2.0), Y: mask(np.eye(3, 5))}
+    out.append(
+        case(
+            "one-hot bool labels on the diagonal give the in-batch loss",
+            ["LabelWeights", "BoolLabelWeights"],
+            x,
+            "labels",
+            draw=d,
+            source=V2,
+        )
+    )
+    d = Draw(2515)
+    y = mask([[1, 0, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 1]])
+    out.append(
+        case(
+            "bool labels: several positives per row, row 2 has none (loss 0)",
+            ["LabelWeights", "BoolLabelWeights", "SeveralPositives", "ZeroLabelRow"],
+            {L: d.normal((4, 5), 2.0), Y: y},
+            "labels",
+            {"reduction": "none"},
+            draw=d,
+            source=V2,
+        )
+    )
+    d = Draw(2516)
+    y = f64([[0.5, 0.0, 1.5, 0.0], [0.0, 2.0, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    x = {L: d.normal((3, 4), 2.0), Y: y, W: f64([1.0, 0.5, 2.0])}
+    out.append(
+        case(
+            "float label weights used as given (not normalised), sample weights, mean",
+            [
+                "LabelWeights",
+                "SeveralPositives",
+                "LabelWeightsNotNormalised",
+                "SampleWeight",
+                "MeanDividesByBatch",
+            ],
+            x,
+            "labels",
+            {"reduction": "mean"},
+            draw=d,
+            source=V2,
+        )
+    )
+    d = Draw(2517)
+    y = f64([[0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.5, 0.0], [0.0, 0.75, 0.0, 0.25]])
+    x = {L: d.normal((3, 4), 2.0), Y: y, PM: mask([1, 1, 0])}
+    out.append(
+        case(
+            "float label weights: row 0 all zero, row 2 positive_mask False (both loss 0)",
+            ["LabelWeights", "ZeroLabelRow", "PositiveMaskFalse", "ReductionNone"],
+            x,
+            "labels",
+            {"reduction": "none"},
+            draw=d,
+            source=V2,
+        )
+    )
+    x = {
+        L: f64([[1.5, NEG_INF, 0.25, NEG_INF], [NEG_INF, NEG_INF, 2.0, NEG_INF]]),
+        Y: f64([[1.0, 0.0, 0.5, 0.0], [0.0, 0.0, 1.0, 0.0]]),
+    }
+    out.append(
+        case(
+            "-inf logits under zero weights add nothing; row 1 keeps only its target (loss 0)",
+            ["LabelWeights", "NegInfMasking", "AllNegativesMasked", "ReductionNone"],
+            x,
+            "labels",
+            {"reduction": "none"},
+            source=V2,
+        )
+    )
+    x = {
+        L: f64([[0.5, NEG_INF, 1.0], [0.25, -1.0, 2.0]]),
+        Y: f64([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0]]),
+    }
+    out.append(
+        case(
+            "a positive label weight on a -inf logit gives +inf",
+            ["LabelWeights", "NegInfTargetIsInf", "ReductionNone"],
+            x,
+            "labels",
+            {"reduction": "none"},
+            source=V2,
+        )
+    )
+    x = {L: f64([[0.5, NEG_INF, 1.0], [0.25, -1.0, 2.0]]), Y: i64([1, 2])}
+    out.append(
+        case(
+            "an integer target on a -inf logit gives +inf",
+            ["IntegerLabels", "NegInfTargetIsInf", "ReductionNone"],
+            x,
+            "labels",
+            {"reduction": "none"},
+            source=V2,
+        )
+    )
+    x = {L: f64([[500.0, 40.0, -3.0], [0.0, 470.0, 1.0]]), Y: i64([0, 1])}
+    out.append(
+        case(
+            "dominant targets: losses near 1e-200 keep their relative precision",
+            ["IntegerLabels", "DominantTarget", "ReductionNone"],
+            x,
+            "labels",
+            {"reduction": "none"},
+            source=V2,
+        )
+    )
+    d = Draw(2518)
+    y = f64([[1.0, 0.0, 0.5, 0.0], [0.0, 0.25, 0.0, 1.0], [2.0, 0.0, 0.0, 0.0]])
+    out.append(
+        case(
+            "logits ~1e4 with float label weights",
+            ["LabelWeights", "SeveralPositives", "LargeLogits"],
+            {L: d.normal((3, 4), 4096.0), Y: y},
+            "labels_large_logits",
+            draw=d,
+            source=V2,
+        )
+    )
+    d = Draw(2519)
+    x = {L: d.normal((3, 4), 2.0, float64=True), Y: i64([3, 0, 0])}
+    out.append(
+        case(
+            "float64 logits, integer labels",
+            ["Float64Only", "IntegerLabels"],
+            x,
+            "labels_float64_only",
+            draw=d,
+            float64_only=True,
+            source=V2,
+        )
+    )
+    x = {L: f64([[1.0, np.nan, 0.5], [0.5, 0.25, 1.0]]), Y: f64([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])}
+    out.append(
+        case(
+            "a NaN logit makes its row NaN, with label weights too",
+            ["NaNPropagates", "LabelWeights", "ReductionNone"],
+            x,
+            "labels",
+            {"reduction": "none"},
+            source=V2,
+        )
+    )
+    return out
+
+
+def invalid_label_cases() -> list[Case]:
+    """``labels`` the function must reject (refloss 0.2.0)."""
+    logits = f64([[0.5, 1.0, -1.5], [2.0, -0.5, 0.25]])
+    group = {"group": "invalid_labels", "source": V2}
+    return [
+        invalid(
+            "integer label 3 outside [0, N=3)",
+            ["InvalidLabels"],
+            {L: logits, Y: i64([0, 3])},
+            "ValueError",
+            **group,
+        ),
+        invalid(
+            "integer label -1",
+            ["InvalidLabels"],
+            {L: logits, Y: i64([-1, 2])},
+            "ValueError",
+            **group,
+        ),
+        invalid(
+            "float64 labels of shape (B,)",
+            ["InvalidDtype"],
+            {L: logits, Y: f64([0.0, 1.0])},
+            "TypeError",
+            **group,
+        ),
+        invalid(
+            "int64 label matrix of shape (B, N)",
+            ["InvalidDtype"],
+            {L: logits, Y: i64([[1, 0, 0], [0, 1, 0]])},
+            "TypeError",
+            **group,
+        ),
+        invalid(
+            "a negative label weight",
+            ["InvalidLabels"],
+            {L: logits, Y: f64([[1.0, -0.5, 0.0], [0.0, 1.0, 0.0]])},
+            "ValueError",
+            **group,
+        ),
+        invalid(
+            "a NaN label weight",
+            ["InvalidLabels"],
+            {L: logits, Y: f64([[1.0, np.nan, 0.0], [0.0, 1.0, 0.0]])},
+            "ValueError",
+            **group,
+        ),
+        invalid(
+            "label weights of shape (2, 2) for logits (2, 3)",
+            ["InvalidShape"],
+            {L: logits, Y: f64([[1.0, 0.0], [0.0, 1.0]])},
+            "ValueError",
+            **group,
+        ),
+        invalid(
+            "integer labels of length 3 for B=2",
+            ["InvalidShape"],
+            {L: logits, Y: i64([0, 1, 2])},
+            "ValueError",
+            **group,
+        ),
+        invalid(
+            "in-batch labels (labels=None) need N >= B: B=3, N=2",
+            ["InvalidShape"],
+            {L: f64([[0.5, 1.0], [2.0, -0.5], [0.25, 0.75]])},
+            "ValueError",
+            **group,
+        ),
+    ]
 
 
 def logsumexp_cases() -> list[Case]:
