@@ -102,8 +102,11 @@ def _rescale(previous: Array, old_peak: Array, new_shift: Array, *, xp: ArrayNam
     A row that had no finite logit yet has ``previous = 0``; its factor is 0 rather than
     :math:`e^{0 - m_\text{new}}`, which could overflow to make :math:`0 \cdot \infty`.
     """
-    factor = xp.where(xp.isfinite(old_peak), xp.exp(row_shift(old_peak, xp=xp) - new_shift), 0.0)
-    return previous * factor
+    live = xp.isfinite(old_peak)
+    # "double where": exp never sees a dead row's exponent 0 - m_new, which can overflow
+    # (and whose discarded branch would give an autodiff backward 0 * inf = NaN)
+    exponent = xp.where(live, row_shift(old_peak, xp=xp) - new_shift, 0.0)
+    return previous * xp.where(live, xp.exp(exponent), 0.0)
 
 
 class GradPart(NamedTuple):
@@ -276,9 +279,8 @@ class WeightCrossEntropy:
         exps = xp.exp(logits - shift)
         total = xp.sum(exps, axis=-1, keepdims=True)
         positive = labels > 0
+        # a positive weight on a masked logit gives a -inf gap, so a +inf loss
         gaps = xp.where(positive, labels * (xp.where(positive, logits, 0.0) - shift), 0.0)
-        # a positive weight on a masked logit: -inf gap, +inf loss
-        gaps = xp.where(positive & (logits == -xp.inf), -xp.inf, gaps)
         label_sum = xp.sum(labels, axis=-1, keepdims=True)
         label_gap = xp.sum(gaps, axis=-1, keepdims=True)
         if previous is not None:
