@@ -106,7 +106,13 @@ def softmax_cross_entropy_cases() -> list[Case]:
     )
     d = Draw(2507)
     out.append(
-        case("logits ~1e4", ["LargeLogits"], {L: d.normal((3, 4), 4096.0)}, "large_logits", draw=d)
+        case(
+            "logits ~1e4",
+            ["LargeLogits", "DominantTarget"],
+            {L: d.normal((3, 4), 4096.0)},
+            "large_logits",
+            draw=d,
+        )
     )
     d = Draw(2508)
     out.append(
