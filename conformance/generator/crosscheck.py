@@ -24,20 +24,13 @@ from collections.abc import Callable, Mapping
 import mpmath
 import numpy as np
 
+from .oracle import flatten
+
 FD_DPS = 100
 STEP = "1e-35"
 RTOL = 1e-50  # |central difference - analytic| <= RTOL * scale
 KINK_RTOL = 1e-20  # |forward - backward| > KINK_RTOL * scale marks a kink
 IMPL = "mpmath central differences of the oracle loss"
-
-
-def _flatten(x) -> list:
-    if not isinstance(x, list):
-        return [x]
-    out = []
-    for item in x:
-        out.extend(_flatten(item))
-    return out
 
 
 def _reshape(flat: list, like):
@@ -46,7 +39,7 @@ def _reshape(flat: list, like):
         return flat[0]
     out, start = [], 0
     for item in like:
-        size = len(_flatten(item))
+        size = len(flatten(item))
         out.append(_reshape(flat[start : start + size], item))
         start += size
     return out
@@ -59,7 +52,7 @@ def _replace(nested, index: int, value):
     """
     if not isinstance(nested, list):
         return value
-    size = len(_flatten(nested[0])) if nested else 1
+    size = len(flatten(nested[0])) if nested else 1
     head, rest = divmod(index, size)
     out = list(nested)
     out[head] = _replace(nested[head], rest, value)
@@ -83,7 +76,7 @@ def check_gradients(
     with mpmath.workdps(FD_DPS):
         # the differentiated arrays as mpf once, so no evaluation converts them again
         inputs = {
-            name: _reshape([mpmath.mpf(v) for v in _flatten(value)], value)
+            name: _reshape([mpmath.mpf(v) for v in flatten(value)], value)
             if name in analytic
             else value
             for name, value in inputs.items()
@@ -91,8 +84,8 @@ def check_gradients(
         step = mpmath.mpf(STEP)
         f0 = loss(inputs)
         for name, grad in analytic.items():
-            values = _flatten(inputs[name])
-            expected = _flatten(grad)
+            values = flatten(inputs[name])
+            expected = flatten(grad)
             for k, (x, g) in enumerate(zip(values, expected, strict=True)):
                 x = mpmath.mpf(x)
                 if not mpmath.isfinite(x):

@@ -200,7 +200,7 @@ def logsumexp(x, axis=-1):
     ax = axis + rank if axis < 0 else axis
     if not 0 <= ax < rank:
         raise ValueError("axis out of range")
-    flat = _flatten(x)
+    flat = flatten(x)
     strides = [math.prod(shape[d + 1 :]) for d in range(rank)]
     out_shape = shape[:ax] + shape[ax + 1 :]
     out = []
@@ -463,12 +463,13 @@ def _shape(x):
     return shape
 
 
-def _flatten(x):
+def flatten(x) -> list:
+    """The elements of the nested list ``x`` in row-major order (``[x]`` for a scalar)."""
     if not isinstance(x, list):
         return [x]
     out = []
     for item in x:
-        out.extend(_flatten(item))
+        out.extend(flatten(item))
     return out
 
 
