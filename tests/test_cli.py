@@ -16,66 +16,27 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from _fixture_docs import NOTES, TOY_TESTS, document, run_refloss
 
 import refloss
 from refloss import cli
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA = "refloss_fixture_v1.schema.json"
-LOG2 = 0.6931471805599453
-
-
-def tensor(dtype, shape, data):
-    return {"dtype": dtype, "shape": shape, "data": data}
 
 
 def toy_document():
+    """Two cases: ``log 2`` (flag ``Basic``) and an axis out of range (flag ``BadAxis``)."""
     tests = [
-        {
-            "tcId": 1,
-            "comment": "two zeros: log 2",
-            "flags": ["Basic"],
-            "inputs": {"x": tensor("float64", [2], [0.0, 0.0])},
-            "dtypes": ["float64", "float32"],
-            "expected": {"output": tensor("float64", [], [LOG2])},
-            "result": "valid",
-        },
-        {
-            "tcId": 2,
-            "comment": "axis out of range",
-            "flags": ["BadAxis"],
-            "params": {"axis": 5},
-            "inputs": {"x": tensor("float64", [2], [0.0, 0.0])},
-            "dtypes": ["float64", "float32"],
-            "result": "invalid",
-            "error": "ValueError",
-        },
+        dict(TOY_TESTS[0]),
+        dict(TOY_TESTS[2], tcId=2, flags=["BadAxis"], dtypes=["float64", "float32"]),
     ]
-    return {
-        "schema": SCHEMA,
-        "function": "refloss.logsumexp",
-        "kind": "function",
-        "arguments": {"positional": ["x"], "outputs": ["output"]},
-        "numberOfTests": len(tests),
-        "header": ["hand-made fixture for the tests of the refloss command"],
-        "comparison": "isclose_v1",
-        "notes": {
-            "Basic": {"kind": "BASIC", "description": "a plain case"},
-            "BadAxis": {"kind": "EDGE_CASE", "description": "an axis out of range"},
-        },
-        "testGroups": [
-            {
-                "source": {"name": "refloss", "version": "0.1.0"},
-                "oracle": {"method": "closed-form"},
-                "params": {"axis": -1},
-                "tolerance": {
-                    "float64": {"rtol": 1e-12, "atol": 0.0},
-                    "float32": {"rtol": 2e-6, "atol": 0.0},
-                },
-                "tests": tests,
-            }
-        ],
+    notes = {
+        "Basic": NOTES["Basic"],
+        "BadAxis": {"kind": "EDGE_CASE", "description": "an axis out of range"},
     }
+    return document(
+        tests, header="hand-made fixture for the tests of the refloss command", notes=notes
+    )
 
 
 @pytest.fixture
@@ -125,18 +86,6 @@ def usage_error(capsys, toy_dir, *argv):
     return err
 
 
-def run_refloss(*argv, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "refloss", *argv],
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # backends that cannot be imported
 # ---------------------------------------------------------------------------------------------
@@ -184,15 +133,8 @@ def test_requested_backend_that_is_missing_in_a_fresh_process(tmp_path):
     # a package named jax that fails to import, ahead of the real one on the path
     (tmp_path / "jax").mkdir()
     (tmp_path / "jax" / "__init__.py").write_text('raise ImportError("jax is broken here")\n')
-    proc = subprocess.run(
-        [sys.executable, "-m", "refloss", "verify", "--fixture", "logsumexp", "--backend", "jax"],
-        cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)])),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    argv = ("verify", "--fixture", "logsumexp", "--backend", "jax")
+    proc = run_refloss(*argv, cwd=tmp_path, pythonpath=(tmp_path, REPO))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "backend 'jax' was requested but cannot be imported: jax is broken here" in proc.stderr
     assert proc.stdout == ""

@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _fixture_docs import run_refloss
 
 REPO = Path(__file__).resolve().parent.parent
 CONFORMANCE = REPO / "conformance"
@@ -147,14 +148,7 @@ def test_installed_layout_finds_its_fixtures(wheel, tmp_path):
     )
     assert found["cases"] > 0
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "refloss", "verify", "--fixture", "logsumexp", "--backend", "numpy"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    argv = ("verify", "--fixture", "logsumexp", "--backend", "numpy")
+    proc = run_refloss(*argv, cwd=tmp_path, pythonpath=(site,))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK: refloss:" in proc.stdout

@@ -13,6 +13,7 @@ from pathlib import Path
 import array_api_strict
 import numpy as np
 import pytest
+from _fixture_docs import LOG2, TOY_TESTS, document, run_refloss, tensor
 
 import refloss
 from refloss import cli
@@ -34,101 +35,11 @@ from refloss.testing._families import resolve_function
 from refloss.testing._fixtures import _conformance_dir
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA = "refloss_fixture_v1.schema.json"
 
 
 # ---------------------------------------------------------------------------------------------
-# hand-made fixture files
+# hand-made fixture files (tests/_fixture_docs.py)
 # ---------------------------------------------------------------------------------------------
-
-
-def tensor(dtype, shape, data):
-    return {"dtype": dtype, "shape": shape, "data": data}
-
-
-def document(
-    tests,
-    *,
-    function="refloss.logsumexp",
-    kind="function",
-    params=None,
-    outputs=("output",),
-    positional=("x",),
-):
-    return {
-        "schema": SCHEMA,
-        "function": function,
-        "kind": kind,
-        "arguments": {"positional": list(positional), "outputs": list(outputs)},
-        "numberOfTests": len(tests),
-        "header": ["hand-made fixture for the tests of refloss.testing"],
-        "comparison": "isclose_v1",
-        "notes": {
-            "Basic": {"kind": "BASIC", "description": "a plain case"},
-            "NegInf": {"kind": "EDGE_CASE", "description": "-inf entries"},
-            "SignedZero": {"kind": "EDGE_CASE", "description": "the sign of zero matters"},
-        },
-        "testGroups": [
-            {
-                "source": {"name": "refloss", "version": "0.1.0"},
-                "oracle": {"method": "closed-form"},
-                "params": params if params is not None else {"axis": -1},
-                "tolerance": {
-                    "float64": {"rtol": 1e-12, "atol": 0.0},
-                    "float32": {"rtol": 2e-6, "atol": 0.0},
-                },
-                "tests": tests,
-            }
-        ],
-    }
-
-
-LOG2 = 0.6931471805599453
-
-TOY_TESTS = [
-    {
-        "tcId": 1,
-        "comment": "two zeros: log 2",
-        "flags": ["Basic"],
-        "inputs": {"x": tensor("float64", [2], [0.0, 0.0])},
-        "dtypes": ["float64", "float32"],
-        "expected": {"output": tensor("float64", [], [LOG2])},
-        "result": "valid",
-        "provenance": {"inputs": "hand-written", "expected": {"closed_form": "log(2)"}},
-    },
-    {
-        "tcId": 2,
-        "comment": "a row of -inf and a row with one finite entry",
-        "flags": ["NegInf"],
-        "inputs": {"x": tensor("float64", [2, 2], ["-Infinity", "-Infinity", 1.0, "-Infinity"])},
-        "dtypes": ["float64"],
-        "expected": {"output": tensor("float64", [2], ["-Infinity", 1.0])},
-        "result": "valid",
-        "provenance": {"inputs": "hand-written", "expected": "oracle"},
-    },
-    {
-        "tcId": 3,
-        "comment": "axis out of range",
-        "flags": [],
-        "params": {"axis": 5},
-        "inputs": {"x": tensor("float64", [2], [0.0, 0.0])},
-        "dtypes": ["float64"],
-        "result": "invalid",
-        "error": "ValueError",
-        "provenance": {"inputs": "hand-written"},
-    },
-    {
-        "tcId": 4,
-        "comment": "looser tolerance for this case",
-        "flags": ["Basic"],
-        "inputs": {"x": tensor("float64", [1], [0.5])},
-        "dtypes": ["float64"],
-        "expected": {"output": tensor("float64", [], [0.5])},
-        "result": "valid",
-        "tolerance": {"float64": {"rtol": 0.25, "atol": 0.0}},
-        "provenance": {},
-    },
-]
 
 
 @pytest.fixture
@@ -992,26 +903,8 @@ def test_cli_sequence_without_adapter_is_skipped(tmp_path, capsys):
 
 
 def test_python_dash_m_refloss(toy_dir):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "refloss",
-            "verify",
-            "--fixtures-dir",
-            str(toy_dir),
-            "--backend",
-            "numpy",
-            "--dtype",
-            "float64",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    proc = run_refloss(
+        "verify", "--fixtures-dir", str(toy_dir), "--backend", "numpy", "--dtype", "float64"
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK: refloss: 4 passed, 0 failed, 0 skipped" in proc.stdout
