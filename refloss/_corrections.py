@@ -20,8 +20,8 @@ about it: the ids of its rows' targets and of its columns, and where its targets
 from __future__ import annotations
 
 from ._lib import _validation as v
-from ._lib._compat import device
 from ._lib._typing import Array, ArrayNamespace
+from ._targets import TargetColumns, diagonal_targets
 
 __all__ = [
     "apply_score_mask",
@@ -42,11 +42,23 @@ def _logq(logits: Array, log_q: Array) -> Array:
 
 
 def _accidental_hits(
-    logits: Array, target_ids: Array, column_ids: Array, is_target: Array, *, xp: ArrayNamespace
+    logits: Array,
+    target_ids: Array,
+    column_ids: Array,
+    targets: TargetColumns,
+    rows: slice,
+    cols: slice,
+    *,
+    xp: ArrayNamespace,
 ) -> Array:
-    """Mask entries whose column id equals the row's target id, the target itself excepted."""
-    hit = (target_ids[:, None] == column_ids[None, :]) & ~is_target
-    return xp.where(hit, -xp.inf, logits)
+    """Mask entries whose column id equals the row's target id, the target itself excepted.
+
+    One comparison and one select over the tile: the comparison marks the targets too
+    (a target has its own id), so they are put back afterwards on their window only.
+    """
+    same_id = target_ids[:, None] == column_ids[None, :]
+    masked = xp.where(same_id, -xp.inf, logits)
+    return targets.keep_targets(masked, logits, rows, cols, xp=xp)
 
 
 def _score_mask(logits: Array, score_mask: Array, *, xp: ArrayNamespace) -> Array:
@@ -69,9 +81,16 @@ def _hard_negatives(logits: Array, k: int, is_target: Array, *, xp: ArrayNamespa
 
 def _in_batch_positives(logits: Array, *, xp: ArrayNamespace) -> Array:
     """Boolean ``(B, N)``, True at row i's positive, column i."""
-    num_rows, num_cols = logits.shape
-    rows = xp.arange(num_rows, device=device(logits))[:, None]
-    return rows == xp.arange(num_cols, device=device(logits))[None, :]
+    return _in_batch_targets(logits, xp=xp).is_target(*_whole(logits), xp=xp)
+
+
+def _in_batch_targets(logits: Array, *, xp: ArrayNamespace) -> TargetColumns:
+    return diagonal_targets(int(logits.shape[0]), None, like=logits, xp=xp)
+
+
+def _whole(logits: Array) -> tuple[slice, slice]:
+    """The row and column ranges of a whole logits matrix, as a tile."""
+    return slice(0, int(logits.shape[0])), slice(0, int(logits.shape[1]))
 
 
 def logq_correction(
@@ -200,8 +219,10 @@ def remove_accidental_hits(
     v.check_shape("candidate_ids", candidate_ids, (num_cols,), "one id per candidate column")
     v.check_same_device({"logits": logits, "candidate_ids": candidate_ids})
     num_rows = int(logits.shape[0])
-    is_positive = _in_batch_positives(logits, xp=xp)
-    return _accidental_hits(logits, candidate_ids[:num_rows], candidate_ids, is_positive, xp=xp)
+    targets = _in_batch_targets(logits, xp=xp)
+    return _accidental_hits(
+        logits, candidate_ids[:num_rows], candidate_ids, targets, *_whole(logits), xp=xp
+    )
 
 
 def apply_score_mask(

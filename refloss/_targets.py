@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import array_api_extra as xpx
+
 from ._lib._compat import device
 from ._lib._typing import Array, ArrayNamespace
 
@@ -48,6 +50,21 @@ class TargetColumns(NamedTuple):
             return cols
         start = min(max(rows.start, cols.start), cols.stop)
         return slice(start, max(start, min(rows.stop, cols.stop)))
+
+    def keep_targets(
+        self, masked: Array, original: Array, rows: slice, cols: slice, *, xp: ArrayNamespace
+    ) -> Array:
+        """``masked`` with each row's target entry put back from ``original``.
+
+        A correction that masks by a comparison which also marks the targets (an id equal to
+        the target's own id) masks the whole tile in one select, then restores the targets
+        here: only the target window is touched (``b x b`` for in-batch targets).
+        """
+        window = self.window(rows, cols)
+        local = slice(window.start - cols.start, window.stop - cols.start)
+        is_target = self.is_target(rows, window, xp=xp)
+        restored = xp.where(is_target, original[:, local], masked[:, local])
+        return xpx.at(masked)[:, local].set(restored)
 
     def is_target(self, rows: slice, cols: slice, *, xp: ArrayNamespace) -> Array:
         """Boolean ``(b, n)`` matrix, True where column ``cols[j]`` is row ``rows[i]``'s target."""

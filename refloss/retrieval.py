@@ -174,14 +174,13 @@ def _score_problem(
         """Steps 2-5 of :func:`retrieval_loss` on the tile ``rows x cols``."""
         if log_q is not None:
             logits = _logq(logits, log_q[cols])
-        if ids is not None or o.num_hard_negatives is not None:
-            is_target = targets.is_target(rows, cols, xp=xp)
         if ids is not None:
             target_ids = xp.take(ids, targets.index[rows])
-            logits = _accidental_hits(logits, target_ids, ids[cols], is_target, xp=xp)
+            logits = _accidental_hits(logits, target_ids, ids[cols], targets, rows, cols, xp=xp)
         if o.score_mask is not None:
             logits = _score_mask(logits, o.score_mask[rows, cols], xp=xp)
         if o.num_hard_negatives is not None:
+            is_target = targets.is_target(rows, cols, xp=xp)
             logits = _hard_negatives(logits, o.num_hard_negatives, is_target, xp=xp)
         return logits
 
