@@ -34,11 +34,13 @@ How the work is cut (:func:`plan_tiles`):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import array_api_extra as xpx
 
+from ._lib._compat import device
 from ._lib._typing import Array, ArrayNamespace
 from ._scores import tile_scores
 from ._softmax import cross_entropy_for, tile_grad_parts
@@ -88,31 +90,60 @@ def plan_tiles(
 
 
 class ScoreProblem(NamedTuple):
-    r"""A softmax cross-entropy over corrected scores :math:`\mathrm{correct}(Q' C^\top)`.
+    r"""Softmax cross-entropy over corrected scores :math:`\mathrm{correct}(Q' C^\top + 1 b^\top)`.
 
-    ``correct(logits, rows, cols)`` applies the loss's corrections to the tile of the
-    logits that covers batch rows ``rows`` and columns ``cols``.
+    ``column_bias`` :math:`b` (``(N,)`` or None) is added to every row: the logQ correction
+    :math:`-\log q_j`, a class bias. ``correct(logits, rows, cols)`` applies the loss's
+    other corrections to the tile of the logits that covers batch rows ``rows`` and
+    columns ``cols``.
     """
 
     scaled_query: Array  # Q' (B, D): the query with the temperature folded in
     candidates: Array  # C (N, D)
+    column_bias: Array | None  # b (N,), added to every row
     correct: Callable[[Array, slice, slice], Array]
     targets: TargetColumns | TargetWeights
 
 
-def _tile_logits(problem: ScoreProblem, rows: slice, cols: slice, *, xp: ArrayNamespace) -> Array:
-    scores = tile_scores(problem.scaled_query[rows, :], problem.candidates[cols, :], xp=xp)
+class _ScoreOperands(NamedTuple):
+    """The operands of the score matmul, the column bias folded in.
+
+    Fusion: :math:`Q' C^\top + 1 b^\top = [Q', 1]\\,[C, b]^\top`, one matmul with an
+    inner dimension of ``D + 1`` instead of a matmul and a pass over the tile. The
+    augmented copies cost :math:`O((B + N) D)`, made once per call.
+    """
+
+    query: Array
+    candidates: Array
+
+
+def _score_operands(problem: ScoreProblem, *, xp: ArrayNamespace) -> _ScoreOperands:
+    query, candidates, bias = problem.scaled_query, problem.candidates, problem.column_bias
+    if bias is None:
+        return _ScoreOperands(query, candidates)
+    ones = xp.ones((query.shape[0], 1), dtype=query.dtype, device=device(query))
+    return _ScoreOperands(
+        xp.concat((query, ones), axis=1), xp.concat((candidates, bias[:, None]), axis=1)
+    )
+
+
+def _tile_logits(
+    problem: ScoreProblem, operands: _ScoreOperands, rows: slice, cols: slice, *, xp: ArrayNamespace
+) -> Array:
+    scores = tile_scores(operands.query[rows, :], operands.candidates[cols, :], xp=xp)
     return problem.correct(scores, rows, cols)
 
 
 def row_losses(problem: ScoreProblem, plan: Plan, *, xp: ArrayNamespace) -> Array:
     """The per-row cross-entropy ``(B,)``, tile by tile."""
     ce = cross_entropy_for(problem.targets, xp=xp)
+    operands = _score_operands(problem, xp=xp)
     per_block = []
     for rows in plan.row_blocks:
         stats = None
         for cols in plan.col_chunks:
-            stats, _ = ce.update(stats, _tile_logits(problem, rows, cols, xp=xp), rows, cols)
+            logits = _tile_logits(problem, operands, rows, cols, xp=xp)
+            stats, _ = ce.update(stats, logits, rows, cols)
         per_block.append(ce.loss(stats, rows))
     return per_block[0] if len(per_block) == 1 else xp.concat(per_block)
 
@@ -125,20 +156,22 @@ def row_losses_vjp(
     ``scale`` is the ``(B, 1)`` column :math:`s_i = \partial L / \partial \ell_i`.
     """
     ce = cross_entropy_for(problem.targets, xp=xp)
+    operands = _score_operands(problem, xp=xp)
+    logits_of = functools.partial(_tile_logits, problem, operands, xp=xp)
     query, candidates = problem.scaled_query, problem.candidates
     grad_candidates = xp.zeros_like(candidates)
     per_block, grad_query = [], []
     for rows in plan.row_blocks:
         if len(plan.col_chunks) == 1:
             (cols,) = plan.col_chunks
-            stats, exps = ce.update(None, _tile_logits(problem, rows, cols, xp=xp), rows, cols)
+            stats, exps = ce.update(None, logits_of(rows, cols), rows, cols)
             tiles = [(cols, exps)]
         else:
             stats = None
             for cols in plan.col_chunks:
-                stats, _ = ce.update(stats, _tile_logits(problem, rows, cols, xp=xp), rows, cols)
+                stats, _ = ce.update(stats, logits_of(rows, cols), rows, cols)
             tiles = (
-                (cols, ce.exps(stats, _tile_logits(problem, rows, cols, xp=xp), rows, cols))
+                (cols, ce.exps(stats, logits_of(rows, cols), rows, cols))
                 for cols in plan.col_chunks
             )
         per_block.append(ce.loss(stats, rows))

@@ -8,7 +8,6 @@ from typing import Any, NamedTuple
 from ._corrections import (
     _accidental_hits,
     _hard_negatives,
-    _logq,
     _score_mask,
     sampling_log_q,
 )
@@ -171,9 +170,11 @@ def _score_problem(
     )
 
     def correct(logits: Array, rows: slice, cols: slice) -> Array:
-        """Steps 2-5 of :func:`retrieval_loss` on the tile ``rows x cols``."""
-        if log_q is not None:
-            logits = _logq(logits, log_q[cols])
+        r"""Steps 3-5 of :func:`retrieval_loss` on the tile ``rows x cols``.
+
+        Step 2, the logQ correction, is the column bias :math:`-\log q_j` of the problem,
+        which the tiling layer adds inside the score matmul.
+        """
         if ids is not None:
             target_ids = xp.take(ids, targets.index[rows])
             logits = _accidental_hits(logits, target_ids, ids[cols], targets, rows, cols, xp=xp)
@@ -185,7 +186,8 @@ def _score_problem(
         return logits
 
     scaled_query = scale_query(query_embeddings, temperature=o.temperature)
-    return ScoreProblem(scaled_query, candidate_embeddings, correct, targets)
+    column_bias = None if log_q is None else -log_q
+    return ScoreProblem(scaled_query, candidate_embeddings, column_bias, correct, targets)
 
 
 def retrieval_loss(

@@ -543,7 +543,7 @@ def test_row_losses_stream_general_targets(kind, offset):
     def correct(logits, r, cols):
         return np.where(masked[r, cols], -np.inf, logits + shift[r])
 
-    problem = ScoreProblem(q, c, correct, targets)
+    problem = ScoreProblem(q, c, None, correct, targets)
     xp = array_namespace(q)
     for plan in (
         plan_tiles(4, 7, lazy=False, block_size=2, chunk_size=3),
