@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from ._lib import _quirks
 from ._lib import _validation as v
 from ._lib._typing import Array, ArrayNamespace
 from ._reductions import reduce_weighted, row_scale, sample_weight_vjp
@@ -82,7 +83,7 @@ def logsumexp(x: Array, /, *, axis: int = -1, xp: ArrayNamespace | None = None) 
 def _logsumexp_and_softmax(x: Array, *, axis: int, xp: ArrayNamespace) -> tuple[Array, Array]:
     """``(lse(x) reduced over axis, softmax(x) of x's shape)``; both 0 safe on dead slices."""
     shift = row_shift(xp.max(x, axis=axis, keepdims=True), xp=xp)
-    exps = xp.exp(x - shift)
+    exps = _quirks.exp(x - shift, xp=xp)
     total = xp.sum(exps, axis=axis, keepdims=True)
     live = ~(total == 0)  # NaN stays live, so NaN propagates
     # "double where": log never sees 0, so the gradient of a dead slice is 0, not NaN
@@ -182,7 +183,7 @@ class ColumnCrossEntropy:
         if previous is not None:
             peak = xp.maximum(previous.peak, peak)
         shift = row_shift(peak, xp=xp)
-        tile = self._split(xp.exp(logits - shift), rows, cols)
+        tile = self._split(_quirks.exp(logits - shift, xp=xp), rows, cols)
         rest = sum(xp.sum(part, axis=-1, keepdims=True) for part in tile[:3])
         local = slice(tile.window.start - cols.start, tile.window.stop - cols.start)
         in_window = xp.where(tile.is_target, logits[:, local], 0.0)
@@ -195,7 +196,7 @@ class ColumnCrossEntropy:
     def exps(self, stats: ColumnStats, logits: Array, rows: slice, cols: slice) -> ColumnTile:
         """The split exponentials of a tile against the final shift (a second pass)."""
         shift = row_shift(stats.peak, xp=self.xp)
-        return self._split(self.xp.exp(logits - shift), rows, cols)
+        return self._split(_quirks.exp(logits - shift, xp=self.xp), rows, cols)
 
     def _terms(self, stats: ColumnStats, rows: slice) -> tuple[Array, Array, Array]:
         """``(has_target, shift, total)`` of each row, ``(b, 1)``."""
@@ -276,7 +277,7 @@ class WeightCrossEntropy:
         if previous is not None:
             peak = xp.maximum(previous.peak, peak)
         shift = row_shift(peak, xp=xp)
-        exps = xp.exp(logits - shift)
+        exps = _quirks.exp(logits - shift, xp=xp)
         total = xp.sum(exps, axis=-1, keepdims=True)
         positive = labels > 0
         # a positive weight on a masked logit gives a -inf gap, so a +inf loss
@@ -292,7 +293,7 @@ class WeightCrossEntropy:
 
     def exps(self, stats: WeightStats, logits: Array, rows: slice, cols: slice) -> Array:
         """The exponentials of a tile against the final shift (a second pass)."""
-        return self.xp.exp(logits - row_shift(stats.peak, xp=self.xp))
+        return _quirks.exp(logits - row_shift(stats.peak, xp=self.xp), xp=self.xp)
 
     def _has_target(self, stats: WeightStats) -> Array:
         return (stats.label_sum > 0) & ~(stats.total == 0)

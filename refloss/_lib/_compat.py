@@ -5,6 +5,7 @@ from array_api_compat import (
     device,
     is_jax_array,
     is_lazy_array,
+    is_torch_array,
 )
 
-__all__ = ["array_namespace", "device", "is_jax_array", "is_lazy_array"]
+__all__ = ["array_namespace", "device", "is_jax_array", "is_lazy_array", "is_torch_array"]
