@@ -185,9 +185,7 @@ class ColumnCrossEntropy:
         shift = row_shift(peak, xp=xp)
         tile = self._split(_quirks.exp(logits - shift, xp=xp), rows, cols)
         rest = sum(xp.sum(part, axis=-1, keepdims=True) for part in tile[:3])
-        local = slice(tile.window.start - cols.start, tile.window.stop - cols.start)
-        in_window = xp.where(tile.is_target, logits[:, local], 0.0)
-        target_logit = xp.sum(in_window, axis=-1, keepdims=True)
+        target_logit = self.targets.gather(logits, rows, cols, xp=xp)
         if previous is not None:
             rest = rest + _rescale(previous.rest, previous.peak, shift, xp=xp)
             target_logit = target_logit + previous.target_logit

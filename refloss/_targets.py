@@ -66,6 +66,17 @@ class TargetColumns(NamedTuple):
         restored = xp.where(is_target, original[:, local], masked[:, local])
         return xpx.at(masked)[:, local].set(restored)
 
+    def gather(self, logits: Array, rows: slice, cols: slice, *, xp: ArrayNamespace) -> Array:
+        """Each row's target entry of the tile ``logits``, ``(b, 1)``; 0 where it lies elsewhere.
+
+        A gather of ``b`` entries, so the target logit costs no pass over the tile.
+        """
+        local = self.index[rows] - cols.start
+        inside = (local >= 0) & (local < logits.shape[1])
+        safe = xp.where(inside, local, xp.zeros_like(local))
+        picked = xp.take_along_axis(logits, safe[:, None], axis=1)
+        return xp.where(inside[:, None], picked, 0.0)
+
     def is_target(self, rows: slice, cols: slice, *, xp: ArrayNamespace) -> Array:
         """Boolean ``(b, n)`` matrix, True where column ``cols[j]`` is row ``rows[i]``'s target."""
         columns = xp.arange(cols.start, cols.stop, device=device(self.index))
