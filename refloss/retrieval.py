@@ -246,11 +246,12 @@ def retrieval_loss(
         ``SUM_OVER_BATCH_SIZE``); ``"none"``: the ``(B,)`` vector :math:`w_i \ell_i`.
     block_size : int, optional
         Rows per block of the computation (an execution strategy: the numbers are the same
-        up to rounding). None picks blocks of about 2**19 logits on eager backends and one
-        block on JAX (also under ``jax.jit``); see :mod:`refloss._tiling`.
+        up to rounding). None picks blocks of 128 rows on eager backends and one block on
+        JAX (also under ``jax.jit``); see :mod:`refloss._tiling`.
     chunk_size : int, optional
-        Columns per chunk; None cuts columns only when a block of full rows would be too
-        large. Must be None or >= N with ``num_hard_negatives``, which ranks whole rows.
+        Columns per chunk; None cuts columns only when a block of full rows would hold more
+        than 2**23 logits (N > 65536 with 128-row blocks). Must be None or >= N with
+        ``num_hard_negatives``, which ranks whole rows.
     xp : namespace, optional
         Array namespace; inferred from the arrays when None.
 

@@ -27,8 +27,8 @@ from conformance.generator import oracle
 from refloss._lib._compat import array_namespace
 from refloss._targets import TargetColumns, TargetWeights
 from refloss._tiling import (
-    BLOCK_ENTRIES,
-    MIN_BLOCK_ROWS,
+    BLOCK_ROWS,
+    MAX_TILE_ENTRIES,
     Plan,
     ScoreProblem,
     plan_tiles,
@@ -575,28 +575,29 @@ def _covers(slices, size):
 
 
 def test_documented_tile_constants():
-    assert BLOCK_ENTRIES == 2**19  # "blocks of about 2**19 logits" (retrieval_loss docstring)
-    assert MIN_BLOCK_ROWS == 16
+    assert BLOCK_ROWS == 128  # "blocks of 128 rows" (retrieval_loss docstring)
+    assert MAX_TILE_ENTRIES == 2**23  # "more than 2**23 logits" (retrieval_loss docstring)
 
 
 def test_eager_default_cuts_rows_only_while_full_rows_fit():
-    # N = 1000: 524 rows of 1000 logits fit in 2**19
-    plan = plan_tiles(5000, 1000, lazy=False)
-    assert _sizes(plan.row_blocks) == [524] * 9 + [5000 - 9 * 524]
-    assert plan.col_chunks == (slice(0, 1000),)
+    # blocks of 128 rows of full rows up to N = 2**23 / 128 = 65536
+    plan = plan_tiles(1000, 5000, lazy=False)
+    assert _sizes(plan.row_blocks) == [128] * 7 + [1000 - 7 * 128]
+    assert plan.col_chunks == (slice(0, 5000),)
+    assert plan_tiles(300, 65536, lazy=False).col_chunks == (slice(0, 65536),)
     # a batch smaller than one block is one block
     assert plan_tiles(100, 1000, lazy=False) == Plan((slice(0, 100),), (slice(0, 1000),))
-    # N = 40000: 13 rows would fit, so blocks get MIN_BLOCK_ROWS = 16 rows and the columns
-    # are cut into chunks of 2**19 // 16 = 32768
-    plan = plan_tiles(40, 40000, lazy=False)
-    assert _sizes(plan.row_blocks) == [16, 16, 8]
-    assert _sizes(plan.col_chunks) == [32768, 40000 - 32768]
+    # N = 70000: 128 full rows would exceed 2**23 logits, so the columns are cut into
+    # chunks of 2**23 // 128 = 65536
+    plan = plan_tiles(300, 70000, lazy=False)
+    assert _sizes(plan.row_blocks) == [128, 128, 44]
+    assert _sizes(plan.col_chunks) == [65536, 70000 - 65536]
 
 
 def test_whole_rows_forces_one_chunk():
-    plan = plan_tiles(40, 40000, lazy=False, whole_rows=True)
-    assert plan.col_chunks == (slice(0, 40000),)
-    assert _sizes(plan.row_blocks) == [16, 16, 8]
+    plan = plan_tiles(300, 70000, lazy=False, whole_rows=True)
+    assert plan.col_chunks == (slice(0, 70000),)
+    assert _sizes(plan.row_blocks) == [128, 128, 44]
     plan = plan_tiles(6, 10, lazy=False, block_size=2, chunk_size=3, whole_rows=True)
     assert plan == Plan((slice(0, 2), slice(2, 4), slice(4, 6)), (slice(0, 10),))
 
@@ -617,9 +618,9 @@ def test_explicit_sizes_override_either_rule():
         (slice(0, 3),), (slice(0, 5),)
     )
     # a given block_size alone: columns are cut when its full rows do not fit
-    plan = plan_tiles(4, 2**20, lazy=False, block_size=2)
+    plan = plan_tiles(4, 2**23, lazy=False, block_size=2)
     assert _sizes(plan.row_blocks) == [2, 2]
-    assert _sizes(plan.col_chunks) == [2**18] * 4
+    assert _sizes(plan.col_chunks) == [2**22] * 2
     # a given chunk_size alone, lazy: one block of rows
     assert plan_tiles(5, 9, lazy=True, chunk_size=4).row_blocks == (slice(0, 5),)
 
@@ -630,11 +631,11 @@ def test_huge_n_plan_has_no_one_row_blocks_and_bounded_tiles():
     assert _covers(plan.row_blocks, 4096)
     assert _covers(plan.col_chunks, 2**20)
     rows, cols = _sizes(plan.row_blocks), _sizes(plan.col_chunks)
-    assert min(rows) >= MIN_BLOCK_ROWS > 1
+    assert min(rows) == BLOCK_ROWS > 1
     assert len(plan.col_chunks) > 1
-    assert max(rows) * max(cols) <= BLOCK_ENTRIES
-    # the tiles are not needlessly small either: each holds a full 2**19 logits
-    assert min(rows) * min(cols) == BLOCK_ENTRIES
+    assert max(rows) * max(cols) <= MAX_TILE_ENTRIES
+    # the tiles are not needlessly small either: each holds a full 2**23 logits
+    assert min(rows) * min(cols) == MAX_TILE_ENTRIES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -661,9 +662,10 @@ def _record_plans(monkeypatch):
 @pytest.mark.parametrize("backend_name", ["jax"])
 def test_default_plan_of_a_jax_array_is_one_tile(backend, monkeypatch):
     jax = backend.module
-    # with 8 logits per tile, NumPy cuts B = 20 rows into blocks of MIN_BLOCK_ROWS and
-    # 1-column chunks; JAX still gets one tile (the plan is recorded, nothing is computed)
-    monkeypatch.setattr(refloss._tiling, "BLOCK_ENTRIES", 8)
+    # with 2-row blocks of at most 8 logits, NumPy cuts B = 20 rows into blocks and the
+    # columns into chunks; JAX still gets one tile (the plan is recorded, nothing is computed)
+    monkeypatch.setattr(refloss._tiling, "BLOCK_ROWS", 2)
+    monkeypatch.setattr(refloss._tiling, "MAX_TILE_ENTRIES", 8)
     plans = _record_plans(monkeypatch)
     rng = np.random.default_rng(20)
     q, c = rng.standard_normal((20, 2)), rng.standard_normal((24, 2))
@@ -680,8 +682,8 @@ def test_default_plan_of_a_jax_array_is_one_tile(backend, monkeypatch):
         with pytest.raises(_Planned):
             call()
     numpy_plan, *jax_plans = plans
-    assert numpy_plan.row_blocks == (slice(0, 16), slice(16, 20))
-    assert numpy_plan.col_chunks == tuple(slice(j, j + 1) for j in range(24))
+    assert numpy_plan.row_blocks == tuple(slice(i, i + 2) for i in range(0, 20, 2))
+    assert numpy_plan.col_chunks == tuple(slice(j, j + 4) for j in range(0, 24, 4))
     assert jax_plans == [one_tile] * 4
     # a given size is honoured on JAX too
     with pytest.raises(_Planned):
