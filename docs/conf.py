@@ -12,6 +12,7 @@ Pages are MyST Markdown; the API reference comes from the numpydoc docstrings. E
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,7 +95,26 @@ def _module_sections_as_rubrics(app, what, name, obj, options, lines) -> None:
             lines[i], lines[i + 1] = f".. rubric:: {title}", ""
 
 
+REPOSITORY = "https://github.com/refloss/refloss/blob/main/"
+
+
+def _repository_links(app, relative_path, parent_docname, content) -> None:
+    """In a file included from outside ``docs/``, point its links to other repository files
+    (``[CHANGELOG.md](CHANGELOG.md)`` in ``conformance/README.md``) at the repository."""
+    path = (app.srcdir / relative_path).resolve()
+    if DOCS in path.parents:
+        return
+    folder = path.parent.relative_to(ROOT).as_posix()
+    text = content[0]
+    content[0] = re.sub(
+        r"\]\((?![a-z]+:|#|/)([^)\s]+)\)",
+        lambda m: f"]({REPOSITORY}{folder}/{m.group(1)})",
+        text,
+    )
+
+
 def setup(app):
     app.connect("builder-inited", _run_figure_scripts)
     app.connect("autodoc-process-docstring", _module_sections_as_rubrics)
+    app.connect("include-read", _repository_links)
     return {"parallel_read_safe": True}
