@@ -1,0 +1,112 @@
+"""The documentation figures: each script writes its PNG, and the claim it shows holds.
+
+Each ``docs/figures/fig_<name>.py`` runs as the docs build runs it (``python
+fig_<name>.py OUTDIR``, in a subprocess), and its ``compute()`` is imported to check the
+numbers behind the picture.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
+NAMES = ("popularity_bias", "temperature", "hard_negatives")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(FIGURES))  # the scripts import _style from their folder
+    spec = importlib.util.spec_from_file_location(f"fig_{name}", FIGURES / f"fig_{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_script_writes_png(name: str, tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    result = subprocess.run(
+        [sys.executable, str(FIGURES / f"fig_{name}.py"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    png = out / f"{name}.png"
+    assert result.stdout.strip() == str(png)
+    data = png.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > 20_000
+    assert [p.name for p in out.iterdir()] == [png.name]
+
+
+def test_script_usage() -> None:
+    result = subprocess.run(
+        [sys.executable, str(FIGURES / "fig_temperature.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "usage" in result.stderr
+
+
+def test_popularity_bias_logq_matches_full_softmax(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = _load("popularity_bias", monkeypatch).compute()
+    assert np.all(np.diff(d.popularity) < 0)
+    assert d.popularity.sum() == pytest.approx(1.0)
+    err_plain = d.relative_error(d.in_batch, d.full)
+    err_logq = d.relative_error(d.in_batch_logq, d.full)
+    # The uncorrected in-batch gradient is off by a factor ~N p_j; logQ removes the bias.
+    assert err_logq * 3 < err_plain
+    assert err_logq < 0.25
+    # Without logQ the head is pushed down too much and the tail too little.
+    assert d.in_batch[0] > 10 * d.full[0]
+    assert d.in_batch[-1] < 0.5 * d.full[-1]
+    # With logQ the head item is within 20 % of the full softmax.
+    assert d.in_batch_logq[0] == pytest.approx(d.full[0], rel=0.2)
+
+
+def test_temperature_lower_concentrates(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = _load("temperature", monkeypatch).compute()
+    np.testing.assert_allclose(d.probabilities.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.all(np.diff(d.temperatures) > 0)
+    max_prob = d.probabilities.max(axis=1)
+    assert np.all(np.diff(max_prob) < 0)  # higher temperature, lower peak
+    # The probabilities are softmax(s / tau), and the argmax is the highest score.
+    for tau, p in zip(d.temperatures, d.probabilities, strict=True):
+        e = np.exp((d.scores - d.scores.max()) / tau)
+        np.testing.assert_allclose(p, e / e.sum(), rtol=1e-12)
+        assert int(np.argmax(p)) == 0
+
+
+def test_hard_negatives_gradient_support(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = _load("hard_negatives", monkeypatch).compute()
+    b, n = d.logits.shape
+    k = d.num_hard_negatives
+    rows = np.arange(b)
+    # Without mining every entry carries gradient.
+    assert np.all(d.grad_all != 0)
+    nonzero = d.grad_mined != 0
+    assert np.all(nonzero.sum(axis=1) <= k + 1)
+    assert np.all(nonzero[rows, rows])  # the positive always carries gradient
+    # The negatives that keep gradient are the row's k largest logits other than the positive.
+    for i in range(b):
+        negatives = np.delete(np.arange(n), i)
+        hardest = negatives[np.argsort(-d.logits[i, negatives], kind="stable")[:k]]
+        assert set(np.flatnonzero(nonzero[i])) == {i, *hardest.tolist()}
+    # Each row's gradient still sums to zero (softmax minus one-hot).
+    np.testing.assert_allclose(d.grad_mined.sum(axis=1), 0.0, atol=1e-12)
