@@ -112,10 +112,10 @@ TOY_TESTS = [
 ]
 
 
-def run_refloss(*argv, cwd=REPO, pythonpath: Iterable[Path] = (REPO,)):
-    """``python -m refloss ARGV`` in a fresh process, with ``PYTHONPATH`` set to ``pythonpath``."""
+def run_python(*args, cwd=REPO, pythonpath: Iterable[Path] = (REPO,)):
+    """``python ARGS`` in a fresh process, with ``PYTHONPATH`` set to ``pythonpath``."""
     return subprocess.run(
-        [sys.executable, "-m", "refloss", *argv],
+        [sys.executable, *args],
         cwd=cwd,
         env=dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, pythonpath))),
         capture_output=True,
@@ -123,3 +123,8 @@ def run_refloss(*argv, cwd=REPO, pythonpath: Iterable[Path] = (REPO,)):
         timeout=300,
         check=False,
     )
+
+
+def run_refloss(*argv, cwd=REPO, pythonpath: Iterable[Path] = (REPO,)):
+    """``python -m refloss ARGV`` in a fresh process, with ``PYTHONPATH`` set to ``pythonpath``."""
+    return run_python("-m", "refloss", *argv, cwd=cwd, pythonpath=pythonpath)

@@ -9,14 +9,12 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from _fixture_docs import NOTES, TOY_TESTS, document, run_refloss
+from _fixture_docs import NOTES, TOY_TESTS, document, run_python, run_refloss
 
 import refloss
 from refloss import cli
@@ -114,15 +112,7 @@ status = main(["verify", "--fixtures-dir", {str(toy_dir)!r}, "--fixture", "toy",
 assert "torch" not in sys.modules
 raise SystemExit(status)
 """
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_python("-c", code, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     backends = {row["backend"] for row in json.loads(proc.stdout)["summary"]}
     installed = {"numpy", *filter(importlib.util.find_spec, ["array_api_strict", "jax"])}

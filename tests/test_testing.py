@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 import unittest
@@ -13,7 +11,7 @@ from pathlib import Path
 import array_api_strict
 import numpy as np
 import pytest
-from _fixture_docs import LOG2, TOY_TESTS, document, run_refloss, tensor
+from _fixture_docs import LOG2, TOY_TESTS, document, run_python, run_refloss, tensor
 
 import refloss
 from refloss import cli
@@ -647,22 +645,13 @@ def test_resolve_function():
 # ---------------------------------------------------------------------------------------------
 
 
-def run_python(code, cwd=REPO, **kwargs):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        **kwargs,
-    )
+def run_code(code, cwd=REPO):
+    """``python -c CODE`` (dedented) in a fresh process with the repository importable."""
+    return run_python("-c", textwrap.dedent(code), cwd=cwd)
 
 
 def test_import_does_not_pull_pytest_or_array_libraries():
-    proc = run_python(
+    proc = run_code(
         """
         import sys
         import refloss.testing, refloss.cli
@@ -697,27 +686,11 @@ def test_plugin_provides_refloss_xp_and_cases(toy_dir, tmp_path):
         )
     )
     (project / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q"],
-        cwd=project,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_python("-m", "pytest", "--collect-only", "-q", cwd=project)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "test_marker[numpy-float64-tc1]" in proc.stdout
     assert "test_explicit[tc4]" in proc.stdout
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-k", "numpy or strict or explicit"],
-        cwd=project,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_python("-m", "pytest", "-q", "-k", "numpy or strict or explicit", cwd=project)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "passed" in proc.stdout
     assert "skipped" in proc.stdout  # float64-only cases in float32
@@ -769,15 +742,7 @@ def test_plugin_scopes_jax_x64_to_its_tests(initial, toy_dir, tmp_path):
         )
     )
     (project / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-v", "-k", "not torch"],
-        cwd=project,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_python("-m", "pytest", "-v", "-k", "not torch", cwd=project)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # the float64 JAX case ran (it needs x64) and the flag was the user's before and after
     assert "test_marker[jax-tc1-float64] PASSED" in proc.stdout, proc.stdout

@@ -23,14 +23,9 @@ import numpy as np
 from refloss._registry import FAMILIES
 
 from . import cases_retrieval, cases_softmax, cases_steps, oracle
+from .cases_common import IDS, C, M, P, Q, W
 from .model import Case
 
-Q = "query_embeddings"
-C = "candidate_embeddings"
-P = "candidate_sampling_probability"
-IDS = "candidate_ids"
-M = "score_mask"
-W = "sample_weight"
 L = "logits"
 MARGIN = 1e-3
 
