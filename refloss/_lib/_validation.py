@@ -310,44 +310,40 @@ def check_min_probability(min_probability: object) -> float:
     return value
 
 
-def check_num_hard_negatives(num_hard_negatives: object) -> int:
-    """Return ``num_hard_negatives`` as an int; raise unless it is an integer >= 1."""
-    if isinstance(num_hard_negatives, bool):
-        msg = f"num_hard_negatives must be an integer >= 1, got bool {num_hard_negatives!r}"
+def _integer_at_least_one(
+    name: str, value: object, *, expected: str, meaning: str = "", advice: str = ""
+) -> int:
+    """Return ``value`` as an int; raise unless it is an integer (not a bool) >= 1."""
+    if isinstance(value, bool):
+        msg = f"{name} must be {expected}, got bool {value!r}"
         raise TypeError(msg)
     try:
-        value = operator.index(num_hard_negatives)  # type: ignore[arg-type]
+        number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        msg = (
-            f"num_hard_negatives must be an integer >= 1, got "
-            f"{type(num_hard_negatives).__name__} {num_hard_negatives!r}"
-        )
+        msg = f"{name} must be {expected}, got {type(value).__name__} {value!r}"
         raise TypeError(msg) from None
-    if value < 1:
-        msg = (
-            f"num_hard_negatives must be >= 1 (the number of negatives kept per row), got "
-            f"{value}; pass None to keep every negative"
-        )
+    if number < 1:
+        msg = f"{name} must be >= 1{meaning}, got {number}{advice}"
         raise ValueError(msg)
-    return value
+    return number
+
+
+def check_num_hard_negatives(num_hard_negatives: object) -> int:
+    """Return ``num_hard_negatives`` as an int; raise unless it is an integer >= 1."""
+    return _integer_at_least_one(
+        "num_hard_negatives",
+        num_hard_negatives,
+        expected="an integer >= 1",
+        meaning=" (the number of negatives kept per row)",
+        advice="; pass None to keep every negative",
+    )
 
 
 def check_size(name: str, value: object) -> int | None:
     """Return ``value`` as an int; raise unless it is None or an integer >= 1."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        msg = f"{name} must be an integer >= 1 or None, got bool {value!r}"
-        raise TypeError(msg)
-    try:
-        size = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        msg = f"{name} must be an integer >= 1 or None, got {type(value).__name__} {value!r}"
-        raise TypeError(msg) from None
-    if size < 1:
-        msg = f"{name} must be >= 1, got {size}"
-        raise ValueError(msg)
-    return size
+    return _integer_at_least_one(name, value, expected="an integer >= 1 or None")
 
 
 def check_reduction(reduction: object) -> str:
