@@ -4,9 +4,11 @@ A loss of the form :math:`\ell_i = \mathrm{CE}(\mathrm{correct}(Q' C^\top)_i, t_
 computed without materialising the ``(B, N)`` logits matrix. The rows are cut into blocks
 and, for very wide problems, the columns into chunks; each tile ``rows x cols`` is
 
-1. scored, :math:`S = Q'_{\text{rows}} C_{\text{cols}}^\top` (:mod:`refloss._scores`),
-2. corrected by the loss's own correction function (logQ, masks, ...; elementwise or
-   row-wise, so it only needs the tile's row and column ranges),
+1. scored, :math:`S = Q'_{\text{rows}} C_{\text{cols}}^\top + 1\,b_{\text{cols}}^\top`
+   (:mod:`refloss._scores`), a column bias :math:`b` (the logQ correction
+   :math:`-\log q_j`) added inside the matmul,
+2. corrected by the loss's own correction function (masks, hard negatives, ...;
+   elementwise or row-wise, so it only needs the tile's row and column ranges),
 3. merged into per-row statistics by a streaming log-sum-exp (:mod:`refloss._softmax`):
    a running maximum, sums of exponentials rescaled when the maximum grows, and the
    target logits.
