@@ -7,19 +7,24 @@ from ._corrections import (
     remove_accidental_hits,
 )
 from ._softmax import logsumexp, softmax_cross_entropy
+from .full_softmax import full_softmax_loss
 from .gradients import value_and_grad
 from .retrieval import retrieval_loss
+from .sampled import nce_loss, sampled_softmax_loss
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "apply_score_mask",
+    "full_softmax_loss",
     "logq_correction",
     "logsumexp",
     "mine_hard_negatives",
+    "nce_loss",
     "remove_accidental_hits",
     "retrieval_loss",
+    "sampled_softmax_loss",
     "softmax_cross_entropy",
     "value_and_grad",
 ]

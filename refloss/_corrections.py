@@ -61,6 +61,19 @@ def _accidental_hits(
     return targets.keep_targets(masked, logits, rows, cols, xp=xp)
 
 
+def _sampled_hits(
+    logits: Array, true_ids: Array, sampled_ids: Array, *, xp: ArrayNamespace
+) -> Array:
+    r"""Mask sampled column :math:`j` of row :math:`i` when :math:`s_j` is one of row i's labels.
+
+    ``true_ids`` is ``(b, T)``, ``sampled_ids`` ``(n,)``: :math:`S_{ij} \leftarrow -\infty`
+    if :math:`s_j \in \{y_{i1}, \ldots, y_{iT}\}`. Every copy of a repeated sampled id
+    is masked (TensorFlow's ``compute_accidental_hits`` masks the last copy only).
+    """
+    hit = xp.any(true_ids[:, :, None] == sampled_ids[None, None, :], axis=1)
+    return xp.where(hit, -xp.inf, logits)
+
+
 def _score_mask(logits: Array, score_mask: Array, *, xp: ArrayNamespace) -> Array:
     return xp.where(score_mask, logits, -xp.inf)
 

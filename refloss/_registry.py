@@ -25,7 +25,9 @@ from ._corrections import (
 )
 from ._lib._typing import Array
 from ._softmax import logsumexp, logsumexp_vjp, softmax_cross_entropy, softmax_cross_entropy_vjp
+from .full_softmax import full_softmax_loss, full_softmax_loss_vjp
 from .retrieval import retrieval_loss, retrieval_loss_vjp
+from .sampled import nce_loss, nce_loss_vjp, sampled_softmax_loss, sampled_softmax_loss_vjp
 
 __all__ = ["FAMILIES", "Family", "family_named", "family_of"]
 
@@ -80,6 +82,15 @@ class Family:
 
 
 _STEP_HEADER = "Masked logits are exactly -inf. The output has the shape of the logits."
+
+_SAMPLED_HEADER = (
+    "Logits o = <x_i, w_k> + b_k - log(expected count of k), the num_true true classes "
+    "first, then the S sampled classes shared by every row (TensorFlow 2.21 semantics).",
+    "remove_accidental_hits sets every sampled column whose class is one of the row's "
+    "labels to -inf (TensorFlow: the last copy only).",
+    "Inputs not listed in arguments.positional are keyword arguments.",
+)
+_SAMPLED = ("weights", "biases", "inputs")
 
 FAMILIES: tuple[Family, ...] = (
     Family(
@@ -159,6 +170,48 @@ FAMILIES: tuple[Family, ...] = (
         ("log(sum(exp(x))) along axis (default -1); a slice of -inf gives -inf.",),
         vjp=logsumexp_vjp,
         differentiable=("x",),
+    ),
+    Family(
+        "sampled_softmax_loss",
+        sampled_softmax_loss,
+        _SAMPLED,
+        ("loss",),
+        (
+            "Sampled softmax cross-entropy with label 1/num_true on each true class; "
+            "(B,) row losses unless reduced.",
+            *_SAMPLED_HEADER,
+        ),
+        vjp=sampled_softmax_loss_vjp,
+        differentiable=_SAMPLED,
+        gradient_fixture=True,
+    ),
+    Family(
+        "nce_loss",
+        nce_loss,
+        _SAMPLED,
+        ("loss",),
+        (
+            "Noise-contrastive estimation: sigmoid cross-entropy of every logit, label "
+            "1/num_true on true classes and 0 on sampled ones, summed per row.",
+            *_SAMPLED_HEADER,
+        ),
+        vjp=nce_loss_vjp,
+        differentiable=_SAMPLED,
+        gradient_fixture=True,
+    ),
+    Family(
+        "full_softmax_loss",
+        full_softmax_loss,
+        ("query_embeddings", "class_embeddings"),
+        ("loss",),
+        (
+            "Exact softmax cross-entropy of each row against every class: logits "
+            "<q_i, c_k> / temperature + class_bias_k, target column labels[i].",
+            "Inputs not listed in arguments.positional are keyword arguments.",
+        ),
+        vjp=full_softmax_loss_vjp,
+        differentiable=("query_embeddings", "class_embeddings", "class_bias", "temperature"),
+        gradient_fixture=True,
     ),
 )
 

@@ -327,10 +327,10 @@ def cross_entropy_for(
 
 
 def tile_grad_parts(ce, stats, exps, rows: slice, cols: slice, scale: Array) -> list[GradPart]:
-    """Dispatch ``grad_parts`` for either cross-entropy kind."""
-    if isinstance(ce, WeightCrossEntropy):
-        return ce.grad_parts(stats, exps, rows, scale, cols=cols)
-    return ce.grad_parts(stats, exps, rows, scale)
+    """Dispatch ``grad_parts``: the one-target-column kind splits its tile by itself."""
+    if isinstance(ce, ColumnCrossEntropy):
+        return ce.grad_parts(stats, exps, rows, scale)
+    return ce.grad_parts(stats, exps, rows, scale, cols=cols)
 
 
 def cross_entropy_rows(

@@ -38,18 +38,26 @@ class TargetColumns(NamedTuple):
     diagonal : bool
         True when ``index`` is ``arange(B)`` (in-batch labels). Then the targets of rows
         ``r0:r1`` lie in columns ``r0:r1``, so a tile only inspects that window.
+    bounds : slice or None
+        Columns that hold every target, when known (sampled softmax: the true logit is
+        column 0); a tile only inspects their intersection with its columns.
     """
 
     index: Array
     has_target: Array | None
     diagonal: bool
+    bounds: slice | None = None
 
     def window(self, rows: slice, cols: slice) -> slice:
         """The columns (global indices) of the tile ``rows x cols`` that can hold a target."""
-        if not self.diagonal:
+        if self.diagonal:
+            lo, hi = rows.start, rows.stop
+        elif self.bounds is not None:
+            lo, hi = self.bounds.start, self.bounds.stop
+        else:
             return cols
-        start = min(max(rows.start, cols.start), cols.stop)
-        return slice(start, max(start, min(rows.stop, cols.stop)))
+        start = min(max(lo, cols.start), cols.stop)
+        return slice(start, max(start, min(hi, cols.stop)))
 
     def keep_targets(
         self, masked: Array, original: Array, rows: slice, cols: slice, *, xp: ArrayNamespace

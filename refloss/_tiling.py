@@ -15,6 +15,14 @@ and, for very wide problems, the columns into chunks; each tile ``rows x cols`` 
 
 Memory is :math:`O(\text{block} \times \text{chunk})`, never :math:`O(BN)`.
 
+Two extensions serve the sampled losses: ``leading`` logits, one row-specific block of
+``T`` columns placed before the shared ones (sampled softmax's true logits,
+:math:`\langle x_i, w_{y_i} \rangle + b_{y_i}`, which no shared matmul produces), and the
+row loss, a softmax cross-entropy (:mod:`refloss._softmax`) or an elementwise sigmoid
+cross-entropy (:mod:`refloss._sigmoid`, NCE). The problem's columns are numbered
+``0..T-1`` for the leading block and ``T..T+N-1`` for the candidates; targets use these
+numbers.
+
 The gradient :math:`G = \partial L / \partial S` is formed tile by tile too, and pulled
 back at once: :math:`\partial L/\partial Q'_{\text{rows}} \mathrel{+}= G\, C_{\text{cols}}`
 and :math:`\partial L/\partial C_{\text{cols}} \mathrel{+}= G^\top Q'_{\text{rows}}`, the
@@ -52,10 +60,20 @@ import array_api_extra as xpx
 from ._lib._compat import device
 from ._lib._typing import Array, ArrayNamespace
 from ._scores import tile_scores
-from ._softmax import cross_entropy_for, tile_grad_parts
+from ._sigmoid import SigmoidCrossEntropy
+from ._softmax import GradPart, cross_entropy_for, tile_grad_parts
 from ._targets import TargetColumns, TargetWeights
 
-__all__ = ["BLOCK_ROWS", "MAX_TILE_ENTRIES", "Plan", "ScoreProblem", "plan_tiles"]
+__all__ = [
+    "BLOCK_ROWS",
+    "MAX_TILE_ENTRIES",
+    "Plan",
+    "ScoreProblem",
+    "TileGradients",
+    "plan_tiles",
+    "row_losses",
+    "row_losses_vjp",
+]
 
 #: Rows per block on eager backends: enough for the three matmuls of a block to run at
 #: full speed, few enough that a tile's elementwise passes stay near the cache.
@@ -97,12 +115,14 @@ def plan_tiles(
 
 
 class ScoreProblem(NamedTuple):
-    r"""Softmax cross-entropy over corrected scores :math:`\mathrm{correct}(Q' C^\top + 1 b^\top)`.
+    r"""A row loss over corrected scores :math:`[L \mid \mathrm{correct}(Q' C^\top + 1 b^\top)]`.
 
     ``column_bias`` :math:`b` (``(N,)`` or None) is added to every row: the logQ correction
-    :math:`-\log q_j`, a class bias. ``correct(logits, rows, cols)`` applies the loss's
-    other corrections to the tile of the logits that covers batch rows ``rows`` and
-    columns ``cols``.
+    :math:`-\log q_j`, a class bias. ``correct(scores, rows, cols)`` applies the loss's
+    other corrections to the tile of the scores that covers batch rows ``rows`` and
+    candidates ``cols``. ``leading`` :math:`L` (``(B, T)`` or None) holds row-specific
+    logits placed before the candidates' columns. ``criterion`` is ``"softmax"`` or
+    ``"sigmoid"``.
     """
 
     scaled_query: Array  # Q' (B, D): the query with the temperature folded in
@@ -110,41 +130,79 @@ class ScoreProblem(NamedTuple):
     column_bias: Array | None  # b (N,), added to every row
     correct: Callable[[Array, slice, slice], Array]
     targets: TargetColumns | TargetWeights
+    leading: Array | None = None  # L (B, T): columns 0..T-1, before the candidates
+    criterion: str = "softmax"
+
+    @property
+    def num_leading(self) -> int:
+        """``T``, the number of leading columns."""
+        return 0 if self.leading is None else int(self.leading.shape[1])
+
+    @property
+    def num_columns(self) -> int:
+        """``T + N``, the columns of the whole problem."""
+        return self.num_leading + int(self.candidates.shape[0])
 
 
 class _ScoreOperands(NamedTuple):
-    """The operands of the score matmul, the column bias folded in.
+    r"""The operands of the score matmul, the column bias folded in when it pays.
 
-    Fusion: :math:`Q' C^\top + 1 b^\top = [Q', 1]\\,[C, b]^\top`, one matmul with an
+    Fusion: :math:`Q' C^\top + 1 b^\top = [Q', 1]\,[C, b]^\top`, one matmul with an
     inner dimension of ``D + 1`` instead of a matmul and a pass over the tile. The
-    augmented copies cost :math:`O((B + N) D)`, made once per call.
+    augmented copies cost :math:`O((B + N) D)` memory, made once per call, so they are
+    made only when the columns are not cut into chunks (``N <= 65536`` by default); a
+    problem wide enough to be chunked adds ``bias`` to each tile instead, and its memory
+    stays :math:`O(\text{block} \times \text{chunk})` beyond the inputs.
     """
 
     query: Array
     candidates: Array
+    bias: Array | None  # the column bias when it is not folded into the operands
 
 
-def _score_operands(problem: ScoreProblem, *, xp: ArrayNamespace) -> _ScoreOperands:
+def _score_operands(problem: ScoreProblem, plan: Plan, *, xp: ArrayNamespace) -> _ScoreOperands:
     query, candidates, bias = problem.scaled_query, problem.candidates, problem.column_bias
-    if bias is None:
-        return _ScoreOperands(query, candidates)
+    if bias is None or len(plan.col_chunks) > 1:
+        return _ScoreOperands(query, candidates, bias)
     ones = xp.ones((query.shape[0], 1), dtype=query.dtype, device=device(query))
     return _ScoreOperands(
-        xp.concat((query, ones), axis=1), xp.concat((candidates, bias[:, None]), axis=1)
+        xp.concat((query, ones), axis=1), xp.concat((candidates, bias[:, None]), axis=1), None
     )
+
+
+def _criterion(problem: ScoreProblem, *, xp: ArrayNamespace):
+    """The row loss's statistics: softmax (one target column or label weights) or sigmoid."""
+    if problem.criterion == "sigmoid":
+        return SigmoidCrossEntropy(problem.targets, xp=xp)
+    return cross_entropy_for(problem.targets, xp=xp)
+
+
+def _candidates_of(cols: slice, num_leading: int) -> slice:
+    """The candidate rows behind the problem's columns ``cols`` (empty inside the lead)."""
+    start = max(cols.start, num_leading) - num_leading
+    return slice(start, max(start, cols.stop - num_leading))
 
 
 def _tile_logits(
     problem: ScoreProblem, operands: _ScoreOperands, rows: slice, cols: slice, *, xp: ArrayNamespace
 ) -> Array:
-    scores = tile_scores(operands.query[rows, :], operands.candidates[cols, :], xp=xp)
-    return problem.correct(scores, rows, cols)
+    lead = problem.num_leading
+    pieces = []
+    if cols.start < lead:
+        pieces.append(problem.leading[rows, cols.start : min(cols.stop, lead)])
+    shared = _candidates_of(cols, lead)
+    if shared.stop > shared.start:
+        scores = tile_scores(operands.query[rows, :], operands.candidates[shared, :], xp=xp)
+        if operands.bias is not None:
+            scores = scores + operands.bias[None, shared]
+        pieces.append(problem.correct(scores, rows, shared))
+    return pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=1)
 
 
 def row_losses(problem: ScoreProblem, plan: Plan, *, xp: ArrayNamespace) -> Array:
-    """The per-row cross-entropy ``(B,)``, tile by tile."""
-    ce = cross_entropy_for(problem.targets, xp=xp)
-    operands = _score_operands(problem, xp=xp)
+    """The per-row loss ``(B,)``, tile by tile."""
+    ce = _criterion(problem, xp=xp)
+    operands = _score_operands(problem, plan, xp=xp)
     per_block = []
     for rows in plan.row_blocks:
         stats = None
@@ -155,19 +213,64 @@ def row_losses(problem: ScoreProblem, plan: Plan, *, xp: ArrayNamespace) -> Arra
     return per_block[0] if len(per_block) == 1 else xp.concat(per_block)
 
 
-def row_losses_vjp(
-    problem: ScoreProblem, plan: Plan, scale: Array, *, xp: ArrayNamespace
-) -> tuple[Array, Array, Array]:
-    r"""``(per_row (B,), dL/dQ' (B, D), dL/dC (N, D))`` for :math:`L = \sum_i s_i \ell_i`.
+class TileGradients(NamedTuple):
+    r"""The per-row losses and :math:`G = \partial L / \partial S` pulled back to the operands.
 
-    ``scale`` is the ``(B, 1)`` column :math:`s_i = \partial L / \partial \ell_i`.
+    ``column_bias`` (``(N,)``, :math:`\sum_i G_{ij}`) is None unless asked for; ``leading``
+    (``(B, T)``, :math:`G` on the leading columns) is None without leading logits.
     """
-    ce = cross_entropy_for(problem.targets, xp=xp)
-    operands = _score_operands(problem, xp=xp)
+
+    per_row: Array
+    scaled_query: Array
+    candidates: Array
+    column_bias: Array | None
+    leading: Array | None
+
+
+def _split_lead(part: GradPart, num_leading: int) -> tuple[GradPart | None, GradPart | None]:
+    """Cut a gradient part at the end of the leading columns."""
+    cut = min(max(num_leading - part.cols.start, 0), part.matrix.shape[1])
+    lead = (
+        None
+        if cut == 0
+        else GradPart(
+            slice(part.cols.start, part.cols.start + cut), part.matrix[:, :cut], part.row_factor
+        )
+    )
+    if cut == part.matrix.shape[1]:
+        return lead, None
+    shared = _candidates_of(slice(part.cols.start + cut, part.cols.stop), num_leading)
+    return lead, GradPart(shared, part.matrix[:, cut:], part.row_factor)
+
+
+def row_losses_vjp(
+    problem: ScoreProblem,
+    plan: Plan,
+    scale: Array,
+    *,
+    bias_grad: bool = False,
+    xp: ArrayNamespace,
+) -> TileGradients:
+    r"""Per-row losses and the gradients of :math:`L = \sum_i s_i \ell_i`.
+
+    ``scale`` is the ``(B, 1)`` column :math:`s_i = \partial L / \partial \ell_i`. With
+    ``bias_grad``, also :math:`\partial L / \partial b_j = \sum_i G_{ij}` (a
+    matrix-vector product per tile).
+    """
+
+    def joined(blocks: list[Array], axis: int = 0) -> Array:
+        return blocks[0] if len(blocks) == 1 else xp.concat(blocks, axis=axis)
+
+    ce = _criterion(problem, xp=xp)
+    operands = _score_operands(problem, plan, xp=xp)
     logits_of = functools.partial(_tile_logits, problem, operands, xp=xp)
     query, candidates = problem.scaled_query, problem.candidates
+    lead = problem.num_leading
     grad_candidates = xp.zeros_like(candidates)
-    per_block, grad_query = [], []
+    grad_bias = None
+    if bias_grad:
+        grad_bias = xp.zeros((candidates.shape[0],), dtype=query.dtype, device=device(query))
+    per_block, grad_query, grad_lead = [], [], []
     for rows in plan.row_blocks:
         if len(plan.col_chunks) == 1:
             (cols,) = plan.col_chunks
@@ -182,9 +285,17 @@ def row_losses_vjp(
                 for cols in plan.col_chunks
             )
         per_block.append(ce.loss(stats, rows))
-        block_query, block_grad = query[rows, :], 0.0
+        block_query, block_grad, block_lead = query[rows, :], 0.0, []
         for cols, exps in tiles:
-            for part in tile_grad_parts(ce, stats, exps, rows, cols, scale[rows, :]):
+            for whole in tile_grad_parts(ce, stats, exps, rows, cols, scale[rows, :]):
+                lead_part, part = _split_lead(whole, lead)
+                if lead_part is not None:
+                    factor = lead_part.row_factor
+                    block_lead.append(
+                        lead_part.matrix if factor is None else factor * lead_part.matrix
+                    )
+                if part is None:
+                    continue
                 # G = row_factor * matrix: the factor scales a (b, D) operand, not the tile
                 part_candidates = candidates[part.cols, :]
                 product = part.matrix @ part_candidates
@@ -193,9 +304,25 @@ def row_losses_vjp(
                     product = part.row_factor * product
                     weighted_query = part.row_factor * block_query
                 block_grad = block_grad + product
-                pulled = xp.matrix_transpose(part.matrix) @ weighted_query
-                grad_candidates = xpx.at(grad_candidates)[part.cols, :].add(pulled)
+                transposed = xp.matrix_transpose(part.matrix)
+                grad_candidates = xpx.at(grad_candidates)[part.cols, :].add(
+                    transposed @ weighted_query
+                )
+                if grad_bias is not None:
+                    column_sums = (
+                        xp.sum(part.matrix, axis=0)
+                        if part.row_factor is None
+                        else (transposed @ part.row_factor)[:, 0]
+                    )
+                    grad_bias = xpx.at(grad_bias)[part.cols].add(column_sums)
         grad_query.append(block_grad)
-    if len(per_block) == 1:
-        return per_block[0], grad_query[0], grad_candidates
-    return xp.concat(per_block), xp.concat(grad_query), grad_candidates
+        if lead:
+            grad_lead.append(joined(block_lead, axis=1))
+
+    return TileGradients(
+        joined(per_block),
+        joined(grad_query),
+        grad_candidates,
+        grad_bias,
+        joined(grad_lead) if lead else None,
+    )

@@ -370,13 +370,14 @@ def retrieval_loss_vjp(arguments: Mapping[str, Any]) -> tuple[Array, dict[str, A
     problem = _score_problem(query, candidates, o)
     num_rows = int(query.shape[0])
     scale = row_scale(num_rows, o.sample_weight, o.reduction, like=query, xp=xp)
-    per_row, grad_scaled_query, grad_candidates = row_losses_vjp(problem, o.plan, scale, xp=xp)
+    tiles = row_losses_vjp(problem, o.plan, scale, xp=xp)
+    per_row = tiles.per_row
     grad_query, grad_temperature = scale_query_vjp(
-        grad_scaled_query, problem.scaled_query, temperature=o.temperature, xp=xp
+        tiles.scaled_query, problem.scaled_query, temperature=o.temperature, xp=xp
     )
     grads = {
         "query_embeddings": grad_query,
-        "candidate_embeddings": grad_candidates,
+        "candidate_embeddings": tiles.candidates,
         "temperature": grad_temperature,
         "sample_weight": (
             None

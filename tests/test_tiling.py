@@ -551,7 +551,7 @@ def test_row_losses_stream_general_targets(kind, offset):
         plan_tiles(4, 7, lazy=True),
     ):
         np.testing.assert_allclose(row_losses(problem, plan, xp=xp), expected_rows, rtol=1e-12)
-        per_row, dq, dc = row_losses_vjp(problem, plan, scale[:, None], xp=xp)
+        per_row, dq, dc, _, _ = row_losses_vjp(problem, plan, scale[:, None], xp=xp)
         np.testing.assert_allclose(per_row, expected_rows, rtol=1e-12)
         np.testing.assert_allclose(dq, expected_dq, rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(dc, expected_dc, rtol=1e-10, atol=1e-14)

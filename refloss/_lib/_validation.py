@@ -155,14 +155,16 @@ def check_axis(axis: object, ndim: int) -> None:
         raise ValueError(msg)
 
 
-def check_index_range(name: str, index: Array, size: int, *, xp: ArrayNamespace) -> None:
+def check_index_range(
+    name: str, index: Array, size: int, *, xp: ArrayNamespace, what: str = "column indices"
+) -> None:
     """Raise ``ValueError`` if an entry of ``index`` lies outside ``[0, size)``.
 
     Reads one boolean to the host; skipped for arrays that cannot be read eagerly.
     """
     if _read_flag(xp.any((index < 0) | (index >= size))):
         lo, hi = int(xp.min(index)), int(xp.max(index))
-        msg = f"{name} must be column indices in [0, {size}), got values in [{lo}, {hi}]"
+        msg = f"{name} must be {what} in [0, {size}), got values in [{lo}, {hi}]"
         raise ValueError(msg)
 
 
@@ -256,6 +258,26 @@ def check_probability(name: str, p: Array, *, xp: ArrayNamespace) -> None:
             " including NaN" if _read_flag(xp.any(xp.isnan(p))) else ""
         )
         raise ValueError(msg)
+
+
+def check_positive(name: str, x: Array, *, xp: ArrayNamespace) -> None:
+    """Raise ``ValueError`` if an entry of ``x`` is <= 0, NaN or infinite.
+
+    Reads one boolean to the host; skipped for arrays that cannot be read eagerly.
+    """
+    if _read_flag(xp.any(~((x > 0) & (x < xp.inf)))):
+        lo, hi = float(xp.min(x)), float(xp.max(x))
+        nan = " including NaN" if _read_flag(xp.any(xp.isnan(x))) else ""
+        msg = f"{name} must be finite and > 0, got values in [{lo}, {hi}]{nan}"
+        raise ValueError(msg)
+
+
+def check_flag(name: str, value: object) -> bool:
+    """Return ``value``; raise ``TypeError`` unless it is a Python bool."""
+    if not isinstance(value, bool):
+        msg = f"{name} must be True or False, got {type(value).__name__} {value!r}"
+        raise TypeError(msg)
+    return value
 
 
 def check_temperature(
