@@ -131,16 +131,17 @@ def _validate(
                     f"subtract_log_q=False to train without the correction"
                 )
                 raise ValueError(msg)
-            log_counts.append(None)
             continue
         v.check_floating(name, count, xp=xp)
         v.check_shape(name, count, shape, meaning)
-        log_counts.append(xp.log(xp.astype(count, weights.dtype)) if subtract_log_q else None)
     reduction = v.check_reduction(reduction)
     v.check_same_device(arrays)
     for name, count, _, _ in counts:
         if count is not None and subtract_log_q:
             v.check_positive(name, count, xp=xp)
+            log_counts.append(xp.log(xp.astype(count, weights.dtype)))
+        else:
+            log_counts.append(None)
     plan = plan_tiles(num_rows, num_true + num_sampled, lazy=is_lazy_array(inputs))
     return _Sampled(
         labels, sampled_candidates, *log_counts, remove_accidental_hits, reduction, plan, xp
