@@ -22,7 +22,7 @@ import numpy as np
 
 from refloss._registry import FAMILIES
 
-from . import cases_retrieval, cases_softmax, cases_steps, oracle
+from . import cases_retrieval, cases_sampled, cases_softmax, cases_steps, oracle
 from .cases_common import IDS, C, M, P, Q, W
 from .model import Case
 
@@ -229,6 +229,94 @@ def _logsumexp_value(inputs: Inputs, params: Params) -> dict:
     return {"output": oracle.logsumexp(inputs["x"], params.get("axis", -1))}
 
 
+# --- sampled_softmax_loss, nce_loss and full_softmax_loss ------------------------------
+
+SAMPLED_ARRAYS = ("true_expected_count", "sampled_expected_count")
+
+
+def _sampled_arguments(inputs: Inputs, params: Params) -> tuple[tuple, dict]:
+    options = {name: inputs.get(name) for name in SAMPLED_ARRAYS}
+    options["remove_accidental_hits"] = params["remove_accidental_hits"]
+    options["subtract_log_q"] = params.get("subtract_log_q", True)
+    arrays = (inputs[n] for n in ("weights", "biases", "inputs", "labels", "sampled_candidates"))
+    return tuple(arrays), options
+
+
+def _sampled_value(kind: str) -> Callable[[Inputs, Params], dict]:
+    def value(inputs: Inputs, params: Params) -> dict:
+        args, options = _sampled_arguments(inputs, params)
+        reduction = params.get("reduction", "none")
+        return {"loss": oracle.sampled_loss(kind, *args, reduction=reduction, **options)}
+
+    return value
+
+
+def _sampled_loss_and_grad(kind: str) -> Callable[[Inputs, Params], tuple]:
+    def loss_and_grad(inputs: Inputs, params: Params) -> tuple:
+        args, options = _sampled_arguments(inputs, params)
+        loss, dw, db, dx = oracle.sampled_loss_grad(
+            kind, *args, reduction=params["reduction"], **options
+        )
+        return loss, {"weights": dw, "biases": db, "inputs": dx}
+
+    return loss_and_grad
+
+
+def _sampled_work(inputs: Inputs, params: Params, *, gradient: bool) -> float:
+    args, options = _sampled_arguments(inputs, params)
+    logits, _ = oracle.sampled_logits(*args, **options)
+    work = max(1.0, _max_abs(logits))
+    if params.get("reduction", "none") == "sum":
+        work *= len(inputs["inputs"])
+    if gradient:
+        work *= max(
+            1.0, float(np.max(np.abs(inputs["weights"]))), float(np.max(np.abs(inputs["inputs"])))
+        )
+    return work
+
+
+def _full_options(inputs: Inputs, params: Params) -> dict:
+    return {"class_bias": inputs.get("class_bias"), "temperature": params.get("temperature")}
+
+
+def _full_value(inputs: Inputs, params: Params) -> dict:
+    loss = oracle.full_softmax_loss(
+        inputs["query_embeddings"],
+        inputs["class_embeddings"],
+        inputs["labels"],
+        reduction=params.get("reduction", "none"),
+        **_full_options(inputs, params),
+    )
+    return {"loss": loss}
+
+
+def _full_loss_and_grad(inputs: Inputs, params: Params) -> tuple:
+    loss, dq, dc, _ = oracle.full_softmax_loss_grad(
+        inputs["query_embeddings"],
+        inputs["class_embeddings"],
+        inputs["labels"],
+        reduction=params["reduction"],
+        **_full_options(inputs, params),
+    )
+    return loss, {"query_embeddings": dq, "class_embeddings": dc}
+
+
+def _full_work(inputs: Inputs, params: Params, *, gradient: bool) -> float:
+    s = oracle.full_softmax_logits(
+        inputs["query_embeddings"], inputs["class_embeddings"], **_full_options(inputs, params)
+    )
+    work = max(1.0, _max_abs(s))
+    if params.get("reduction", "none") == "sum":
+        work *= len(inputs["query_embeddings"])
+    if gradient:
+        tau = params.get("temperature") or 1.0
+        emb = max(
+            np.max(np.abs(inputs["query_embeddings"])), np.max(np.abs(inputs["class_embeddings"]))
+        )
+        work *= max(1.0, emb / tau)
+    return work
+
+
 ORACLES: dict[str, FamilyOracle] = {
     "retrieval_loss": FamilyOracle(
         cases_retrieval.retrieval_loss_cases,
@@ -256,6 +344,27 @@ ORACLES: dict[str, FamilyOracle] = {
         loss_and_grad=_softmax_loss_and_grad,
     ),
     "logsumexp": FamilyOracle(cases_softmax.logsumexp_cases, _logsumexp_value, _logits_work("x")),
+    "sampled_softmax_loss": FamilyOracle(
+        cases_sampled.sampled_softmax_loss_cases,
+        _sampled_value("softmax"),
+        _sampled_work,
+        gradient_cases=cases_sampled.value_and_grad_sampled_softmax_loss_cases,
+        loss_and_grad=_sampled_loss_and_grad("softmax"),
+    ),
+    "nce_loss": FamilyOracle(
+        cases_sampled.nce_loss_cases,
+        _sampled_value("sigmoid"),
+        _sampled_work,
+        gradient_cases=cases_sampled.value_and_grad_nce_loss_cases,
+        loss_and_grad=_sampled_loss_and_grad("sigmoid"),
+    ),
+    "full_softmax_loss": FamilyOracle(
+        cases_sampled.full_softmax_loss_cases,
+        _full_value,
+        _full_work,
+        gradient_cases=cases_sampled.value_and_grad_full_softmax_loss_cases,
+        loss_and_grad=_full_loss_and_grad,
+    ),
 }
 
 

@@ -32,7 +32,52 @@ NOTES: dict[str, tuple[str, str]] = {
         "labels is a (B, N) matrix of label weights y >= 0: loss_i = sum_j y_ij (lse_i - S_ij).",
     ),
     "SeveralPositives": (BASIC, "A row of label weights has more than one positive entry."),
+    "NumTrue": (
+        BASIC,
+        "labels has num_true > 1 columns: each true class has label 1/num_true.",
+    ),
+    "NoLogQ": (BASIC, "subtract_log_q=False: no expected count is used or needed."),
+    "SampledAccidentalHit": (
+        BASIC,
+        "A sampled class equals one of the row's labels and is masked "
+        "(remove_accidental_hits=True).",
+    ),
+    "ClassBias": (BASIC, "A class bias b_k is added to every row's score of class k."),
+    "ChunkedClasses": (
+        BASIC,
+        "chunk_size < num_classes: classes are scored chunk by chunk and merged by a "
+        "streaming log-sum-exp; the numbers are those of one chunk.",
+    ),
     # Pinned conventions (each changes numbers).
+    "PerExampleReduction": (
+        CONVENTION,
+        "The default reduction is 'none': the (B,) vector of row losses (TensorFlow's "
+        "sampled losses).",
+    ),
+    "ExpectedCountNotProbability": (
+        CONVENTION,
+        "log of the expected count of each class in the sample (not of a probability) is "
+        "subtracted from every logit, the true ones included; no clip.",
+    ),
+    "AccidentalHitNotRemoved": (
+        CONVENTION,
+        "remove_accidental_hits=False: a sampled class equal to a row's label stays a "
+        "negative (nce_loss's default, as TensorFlow).",
+    ),
+    "EveryDuplicateHitMasked": (
+        CONVENTION,
+        "Every copy of a repeated sampled class equal to a row's label is masked "
+        "(TensorFlow masks only the last copy).",
+    ),
+    "NceSoftLabels": (
+        CONVENTION,
+        "nce_loss with num_true > 1: each true class's sigmoid cross-entropy has label "
+        "1/num_true, as TensorFlow.",
+    ),
+    "BiasNotScaledByTemperature": (
+        CONVENTION,
+        "The class bias is added after the temperature: <q, c>/tau + b, not (<q, c> + b)/tau.",
+    ),
     "SumReduction": (
         CONVENTION,
         "The default reduction is 'sum' over rows (TFRS default), not the mean.",
@@ -122,6 +167,15 @@ NOTES: dict[str, tuple[str, str]] = {
         "finite logit gives a loss of +inf (the target has probability 0).",
     ),
     # Edge cases.
+    "RepeatedLabel": (
+        EDGE_CASE,
+        "A class is the label of several rows: its gradient is the sum of their contributions.",
+    ),
+    "AllSampledAreHits": (
+        EDGE_CASE,
+        "Every sampled class of a row is one of its labels: only the true logits remain "
+        "(a single true class gives a loss of exactly 0).",
+    ),
     "SingleColumn": (EDGE_CASE, "One candidate only: the loss is exactly 0."),
     "ZeroSampleWeight": (EDGE_CASE, "Some rows have weight 0."),
     "NoDuplicateIds": (EDGE_CASE, "candidate_ids without duplicates: nothing is masked."),
@@ -156,6 +210,13 @@ NOTES: dict[str, tuple[str, str]] = {
         "arrays); the call must raise.",
     ),
     "EmptyBatch": (INVALID_INPUT, "B = 0 rows; the call must raise."),
+    "EmptySample": (INVALID_INPUT, "S = 0 sampled classes; the call must raise."),
+    "InvalidExpectedCount": (
+        INVALID_INPUT,
+        "An expected count <= 0, infinite or NaN; the call must raise (TensorFlow returns "
+        "NaN or inf).",
+    ),
+    "InvalidChunkSize": (INVALID_INPUT, "chunk_size < 1; the call must raise."),
     "InvalidProbability": (
         INVALID_INPUT,
         "candidate_sampling_probability outside [0, 1] or NaN; the call must raise.",

@@ -452,6 +452,196 @@ def retrieval_loss_grad(query, candidates, *, sample_weight=None, reduction="sum
     return value, dq, dc
 
 
+# --- sampled softmax, NCE and the full softmax ---------------------------------------
+
+
+def sampled_logits(
+    weights,
+    biases,
+    inputs,
+    labels,
+    sampled_candidates,
+    true_expected_count=None,
+    sampled_expected_count=None,
+    remove_accidental_hits=True,
+    subtract_log_q=True,
+):
+    """Return ``(o, y)``: the (B, T + S) logits, true classes first, and their labels.
+
+    ``o_it = <x_i, w_{y_it}> + b_{y_it} - log Q_it`` and ``o_ij = <x_i, w_{s_j}> + b_{s_j}
+    - log Q_j``; a sampled class equal to one of row i's labels is -inf (every copy) when
+    ``remove_accidental_hits``.  Labels are ``1/T`` on the true columns, 0 elsewhere.
+    """
+    _require_precision()
+    w = _matrix(weights)
+    x = _matrix(inputs)
+    b = [mpf(v) for v in biases]
+
+    def logit(i, k):
+        return mpmath.fdot(zip(x[i], w[k], strict=True)) + b[k]
+
+    out, lab = [], []
+    for i, row_labels in enumerate(labels):
+        num_true = len(row_labels)
+        true = [logit(i, k) for k in row_labels]
+        rest = [logit(i, k) for k in sampled_candidates]
+        if subtract_log_q:
+            true = [
+                v - mpmath.log(mpf(q)) for v, q in zip(true, true_expected_count[i], strict=True)
+            ]
+            rest = [
+                v - mpmath.log(mpf(q)) for v, q in zip(rest, sampled_expected_count, strict=True)
+            ]
+        if remove_accidental_hits:
+            rest = [
+                NEG_INF if k in row_labels else v
+                for v, k in zip(rest, sampled_candidates, strict=True)
+            ]
+        out.append(true + rest)
+        lab.append([ONE / num_true] * num_true + [ZERO] * len(sampled_candidates))
+    return out, lab
+
+
+def _softplus(z):
+    """``log(1 + e^z)``; 0 at -inf, +inf at +inf."""
+    if z == NEG_INF:
+        return ZERO
+    if z == POS_INF:
+        return POS_INF
+    return mpmath.log1p(mpmath.exp(z))
+
+
+def _sigmoid(z):
+    if z == NEG_INF:
+        return ZERO
+    return ONE / (1 + mpmath.exp(-z))
+
+
+def sigmoid_cross_entropy_rows(logits, labels):
+    """Per-row ``sum_j y softplus(-x) + (1 - y) softplus(x)``; a zero weight drops its term."""
+    _require_precision()
+    rows = []
+    for row, ys in zip(logits, labels, strict=True):
+        terms = []
+        for v, y in zip(row, ys, strict=True):
+            v, y = mpf(v), mpf(y)
+            if is_nan(v):
+                terms.append(NAN)
+                continue
+            if y != 0:
+                terms.append(y * _softplus(-v))
+            if y != 1:
+                terms.append((1 - y) * _softplus(v))
+        rows.append(mpmath.fsum(terms))
+    return rows
+
+
+def sigmoid_cross_entropy_row_grads(logits, labels):
+    """``d loss_i / d x_ij = (1 - y) sigma(x) - y sigma(-x)``, 0 for a dropped term."""
+    grads = []
+    for row, ys in zip(logits, labels, strict=True):
+        g = []
+        for v, y in zip(row, ys, strict=True):
+            v, y = mpf(v), mpf(y)
+            neg = (1 - y) * _sigmoid(v) if y != 1 else ZERO
+            pos = y * _sigmoid(-v) if y != 0 else ZERO
+            g.append(neg - pos)
+        grads.append(g)
+    return grads
+
+
+def _sampled_rows(kind, o, y):
+    """Per-row losses of the sampled logits: softmax (label 1/T) or sigmoid."""
+    if kind == "sigmoid":
+        return sigmoid_cross_entropy_rows(o, y)
+    num_true = sum(1 for v in y[0] if v != 0)
+    labels = [0] * len(o) if num_true == 1 else y
+    _, rows = softmax_cross_entropy(o, labels, None, None, "none")
+    return rows
+
+
+def sampled_loss(
+    kind, weights, biases, inputs, labels, sampled_candidates, *, reduction="none", **options
+):
+    """``sampled_softmax_loss`` (``kind="softmax"``) or ``nce_loss`` (``kind="sigmoid"``)."""
+    o, y = sampled_logits(weights, biases, inputs, labels, sampled_candidates, **options)
+    rows = _sampled_rows(kind, o, y)
+    return _reduce(rows, reduction, len(rows))
+
+
+def sampled_loss_grad(
+    kind, weights, biases, inputs, labels, sampled_candidates, *, reduction="sum", **options
+):
+    """Return ``(loss, dW, db, dX)`` from ``G = dL/do`` pulled back through the gathers.
+
+    A class gathered several times (the label of several rows, or also sampled) gets the
+    sum of its contributions.
+    """
+    if reduction not in ("sum", "mean"):
+        raise ValueError("gradients need a scalar reduction")
+    o, y = sampled_logits(weights, biases, inputs, labels, sampled_candidates, **options)
+    value = _reduce(_sampled_rows(kind, o, y), reduction, len(o))
+    scale = ONE if reduction == "sum" else ONE / len(o)
+    if kind == "sigmoid":
+        g = sigmoid_cross_entropy_row_grads(o, y)
+    else:
+        num_true = len(labels[0])
+        targets = [0] * len(o) if num_true == 1 else y
+        _, g = softmax_cross_entropy_grad(o, targets, None, None, "sum")
+    w, x = _matrix(weights), _matrix(inputs)
+    d = len(x[0])
+    dw = [[ZERO] * d for _ in w]
+    db = [ZERO] * len(w)
+    dx = [[ZERO] * d for _ in x]
+    for i, row_labels in enumerate(labels):
+        classes = list(row_labels) + list(sampled_candidates)
+        for j, k in enumerate(classes):
+            gij = scale * g[i][j]
+            if gij == 0:
+                continue
+            db[k] += gij
+            for c in range(d):
+                dw[k][c] += gij * x[i][c]
+                dx[i][c] += gij * w[k][c]
+    return value, dw, db, dx
+
+
+def full_softmax_logits(query, classes, class_bias=None, temperature=None):
+    """``S_ik = <q_i, c_k> / tau + b_k``."""
+    s = scores(query, classes, temperature)
+    if class_bias is not None:
+        s = [[v + mpf(bk) for v, bk in zip(row, class_bias, strict=True)] for row in s]
+    return s
+
+
+def full_softmax_loss(
+    query, classes, labels, *, class_bias=None, temperature=None, reduction="none"
+):
+    """The exact softmax cross-entropy of each row against every class."""
+    s = full_softmax_logits(query, classes, class_bias, temperature)
+    value, _ = softmax_cross_entropy(s, list(labels), None, None, reduction)
+    return value
+
+
+def full_softmax_loss_grad(
+    query, classes, labels, *, class_bias=None, temperature=None, reduction="sum"
+):
+    """Return ``(loss, dQ, dC, db)``: ``dQ = G C / tau``, ``dC = G^T Q / tau``, ``db = sum_i G``."""
+    s = full_softmax_logits(query, classes, class_bias, temperature)
+    value, g = softmax_cross_entropy_grad(s, list(labels), None, None, reduction)
+    tau = ONE if temperature is None else mpf(temperature)
+    q, c = _matrix(query), _matrix(classes)
+    b, k, d = len(q), len(c), len(q[0])
+    dq = [
+        [mpmath.fsum(g[i][j] * c[j][e] for j in range(k)) / tau for e in range(d)] for i in range(b)
+    ]
+    dc = [
+        [mpmath.fsum(g[i][j] * q[i][e] for i in range(b)) / tau for e in range(d)] for j in range(k)
+    ]
+    db = [mpmath.fsum(g[i][j] for i in range(b)) for j in range(k)]
+    return value, dq, dc, db
+
+
 # --- nested lists ---------------------------------------------------------------------
 
 
