@@ -1,5 +1,6 @@
 """refloss: reference retrieval and contrastive losses on every Array API backend."""
 
+from . import samplers
 from ._corrections import (
     apply_score_mask,
     logq_correction,
@@ -9,6 +10,7 @@ from ._corrections import (
 from ._softmax import logsumexp, softmax_cross_entropy
 from .full_softmax import full_softmax_loss
 from .gradients import value_and_grad
+from .mixed_negatives import mixed_negative_probability
 from .retrieval import retrieval_loss
 from .sampled import nce_loss, sampled_softmax_loss
 
@@ -21,10 +23,12 @@ __all__ = [
     "logq_correction",
     "logsumexp",
     "mine_hard_negatives",
+    "mixed_negative_probability",
     "nce_loss",
     "remove_accidental_hits",
     "retrieval_loss",
     "sampled_softmax_loss",
+    "samplers",
     "softmax_cross_entropy",
     "value_and_grad",
 ]

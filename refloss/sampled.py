@@ -182,7 +182,7 @@ def _sampled_problem(
         xp.take(weights, o.sampled, axis=0),
         column_bias,
         correct,
-        _true_targets(num_rows, num_true, int(o.sampled.shape[0]), criterion, like=inputs, xp=xp),
+        _true_targets(o.labels, int(o.sampled.shape[0]), criterion, like=inputs, xp=xp),
         leading=true_logits,
         criterion=criterion,
     )
@@ -190,18 +190,13 @@ def _sampled_problem(
 
 
 def _true_targets(
-    num_rows: int,
-    num_true: int,
-    num_sampled: int,
-    criterion: str,
-    *,
-    like: Array,
-    xp: ArrayNamespace,
+    labels: Array, num_sampled: int, criterion: str, *, like: Array, xp: ArrayNamespace
 ) -> TargetColumns | TargetWeights:
     """Label ``1 / T`` on each of the ``T`` true columns, 0 on the sampled ones."""
     dev = device(like)
+    num_rows, num_true = (int(n) for n in labels.shape)
     if num_true == 1:
-        index = xp.zeros((num_rows,), dtype=xp.int64, device=dev)
+        index = xp.zeros((num_rows,), dtype=labels.dtype, device=dev)
         return TargetColumns(index, None, diagonal=False, bounds=slice(0, 1))
     true = xp.full((num_rows, num_true), 1.0 / num_true, dtype=like.dtype, device=dev)
     rest = xp.zeros((num_rows, num_sampled), dtype=like.dtype, device=dev)

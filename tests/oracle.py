@@ -25,6 +25,8 @@ from conformance.generator import oracle as mp
 __all__ = [
     "Retrieval",
     "apply_score_mask",
+    "full_softmax_loss",
+    "full_softmax_loss_grad",
     "logq_correction",
     "logsumexp",
     "logsumexp_grad",
@@ -32,6 +34,8 @@ __all__ = [
     "remove_accidental_hits",
     "retrieval",
     "retrieval_loss",
+    "sampled_loss",
+    "sampled_loss_grad",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
 ]
@@ -278,4 +282,72 @@ def softmax_cross_entropy_grad(
         np.asarray(_f64(value), dtype=np.float64),
         _f64(grad),
         None if dw is None else np.asarray(_f64(dw), dtype=np.float64),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# sampled softmax, NCE and the full softmax
+# ---------------------------------------------------------------------------------------------
+
+_SAMPLED_ARRAYS = ("labels", "sampled_candidates", "true_expected_count", "sampled_expected_count")
+
+
+def _sampled_arguments(weights: Any, biases: Any, inputs: Any, kw: dict[str, Any]) -> tuple:
+    arrays = [_plain(weights), _plain(biases), _plain(inputs)]
+    arrays += [_plain(kw.pop(name)) for name in _SAMPLED_ARRAYS[:2]]
+    options = {name: _plain(kw.pop(name, None)) for name in _SAMPLED_ARRAYS[2:]}
+    return arrays, options
+
+
+@_cached
+def sampled_loss(kind: str, weights: Any, biases: Any, inputs: Any, **kw: Any) -> np.ndarray:
+    """``sampled_softmax_loss`` (``kind="softmax"``) or ``nce_loss`` (``"sigmoid"``).
+
+    ``remove_accidental_hits`` must be given (its default differs between the two).
+    """
+    arrays, options = _sampled_arguments(weights, biases, inputs, kw)
+    value = mp.sampled_loss(kind, *arrays, **options, **kw)
+    return np.asarray(_f64(value), dtype=np.float64)
+
+
+@_cached
+def sampled_loss_grad(
+    kind: str, weights: Any, biases: Any, inputs: Any, **kw: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(loss, dL/dweights, dL/dbiases, dL/dinputs)`` of a sampled loss."""
+    arrays, options = _sampled_arguments(weights, biases, inputs, kw)
+    value, dw, db, dx = mp.sampled_loss_grad(kind, *arrays, **options, **kw)
+    return np.asarray(_f64(value), dtype=np.float64), _f64(dw), _f64(db), _f64(dx)
+
+
+def _full_arguments(kw: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(kw) - {"class_bias", "temperature", "reduction", "chunk_size"}
+    if unknown:
+        raise TypeError(f"options the oracle does not know: {sorted(unknown)}")
+    kw.pop("chunk_size", None)  # an execution strategy: the numbers do not depend on it
+    return {name: _plain(value) for name, value in kw.items() if value is not None}
+
+
+@_cached
+def full_softmax_loss(query: Any, classes: Any, labels: Any, **kw: Any) -> np.ndarray:
+    """The exact softmax cross-entropy over every class."""
+    value = mp.full_softmax_loss(
+        _plain(query), _plain(classes), _plain(labels), **_full_arguments(kw)
+    )
+    return np.asarray(_f64(value), dtype=np.float64)
+
+
+@_cached
+def full_softmax_loss_grad(query: Any, classes: Any, labels: Any, **kw: Any) -> tuple:
+    """``(loss, dQ, dC, db, dtau)``; ``db`` and ``dtau`` are None without a bias or temperature."""
+    args = _full_arguments(kw)
+    value, dq, dc, db, dtau = mp.full_softmax_loss_grad(
+        _plain(query), _plain(classes), _plain(labels), **args
+    )
+    return (
+        np.asarray(_f64(value), dtype=np.float64),
+        _f64(dq),
+        _f64(dc),
+        None if "class_bias" not in args else _f64(db),
+        None if dtau is None else np.asarray(_f64(dtau), dtype=np.float64),
     )

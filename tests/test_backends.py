@@ -36,7 +36,27 @@ def _inputs(seed=0):
     mask[np.arange(B), np.arange(B)] = True
     mask[2, 2] = False
     w = rng.uniform(-0.5, 2.0, size=B)
-    return {"q": q, "c": c, "logits": logits, "p": p, "ids": ids, "mask": mask, "w": w}
+    sampled_inputs = {
+        "W": rng.standard_normal((9, D)),  # 9 classes
+        "bias": rng.standard_normal(9),
+        "labels": np.array([[6], [1], [6], [3]], dtype=np.int64),  # class 6 is also sampled
+        "labels2": np.array([[6, 1], [0, 0], [2, 8], [3, 6]], dtype=np.int64),
+        "sampled": np.array([2, 6, 0, 6, 8], dtype=np.int64),  # class 6 drawn twice
+        "tec": rng.uniform(0.05, 2.0, (B, 1)),
+        "tec2": rng.uniform(0.05, 2.0, (B, 2)),
+        "sec": rng.uniform(0.05, 2.0, 5),
+        "cls_labels": np.array([2, 8, 2, 0], dtype=np.int64),
+    }
+    return {
+        "q": q,
+        "c": c,
+        "logits": logits,
+        "p": p,
+        "ids": ids,
+        "mask": mask,
+        "w": w,
+        **sampled_inputs,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,6 +93,31 @@ def _ref_sce_grad(a, reduction):
         a["logits"], positive_mask=a["pm"], sample_weight=a["w"], reduction=reduction
     )
     return value, grad
+
+
+SAMPLED_ARRAYS = {
+    "labels": "labels",
+    "sampled_candidates": "sampled",
+    "true_expected_count": "tec",
+    "sampled_expected_count": "sec",
+}
+NCE_ARRAYS = {**SAMPLED_ARRAYS, "labels": "labels2", "true_expected_count": "tec2"}
+FULL_ARRAYS = {"labels": "cls_labels", "class_bias": "bias"}
+FULL_OPTIONS = {"temperature": 0.5, "chunk_size": 4}
+
+
+def _ref_sampled(kind, arrays, a, **options):
+    kw = {name: a[key] for name, key in arrays.items()}
+    if options.get("reduction", "none") == "none":
+        return (oracle.sampled_loss(kind, a["W"], a["bias"], a["q"], **kw, **options),)
+    return oracle.sampled_loss_grad(kind, a["W"], a["bias"], a["q"], **kw, **options)
+
+
+def _ref_full(a, **options):
+    kw = {**options, "labels": a["cls_labels"], "class_bias": a["bias"], **FULL_OPTIONS}
+    if options.get("reduction", "none") == "none":
+        return (oracle.full_softmax_loss(a["q"], a["W"], **kw),)
+    return oracle.full_softmax_loss_grad(a["q"], a["W"], **kw)[:3]
 
 
 # Each entry: (positional input names, keyword array inputs {kwarg: input name},
@@ -127,6 +172,52 @@ SPECS = {
         {},
         refloss.value_and_grad(refloss.logsumexp),
         lambda a: oracle.logsumexp_grad(a["x"]),
+    ),
+    "sampled_softmax_loss": (
+        ("W", "bias", "q"),
+        SAMPLED_ARRAYS,
+        {"remove_accidental_hits": True},
+        refloss.sampled_softmax_loss,
+        lambda a: _ref_sampled("softmax", SAMPLED_ARRAYS, a, remove_accidental_hits=True),
+    ),
+    "value_and_grad_sampled_softmax_loss": (
+        ("W", "bias", "q"),
+        SAMPLED_ARRAYS,
+        {"remove_accidental_hits": True, "reduction": "mean"},
+        refloss.value_and_grad(refloss.sampled_softmax_loss),
+        lambda a: _ref_sampled(
+            "softmax", SAMPLED_ARRAYS, a, remove_accidental_hits=True, reduction="mean"
+        ),
+    ),
+    "nce_loss": (
+        ("W", "bias", "q"),
+        NCE_ARRAYS,
+        {"remove_accidental_hits": False},
+        refloss.nce_loss,
+        lambda a: _ref_sampled("sigmoid", NCE_ARRAYS, a, remove_accidental_hits=False),
+    ),
+    "value_and_grad_nce_loss": (
+        ("W", "bias", "q"),
+        NCE_ARRAYS,
+        {"remove_accidental_hits": True, "reduction": "sum"},
+        refloss.value_and_grad(refloss.nce_loss),
+        lambda a: _ref_sampled(
+            "sigmoid", NCE_ARRAYS, a, remove_accidental_hits=True, reduction="sum"
+        ),
+    ),
+    "full_softmax_loss": (
+        ("q", "W"),
+        FULL_ARRAYS,
+        FULL_OPTIONS,
+        refloss.full_softmax_loss,
+        _ref_full,
+    ),
+    "value_and_grad_full_softmax_loss": (
+        ("q", "W"),
+        FULL_ARRAYS,
+        {**FULL_OPTIONS, "reduction": "mean"},
+        refloss.value_and_grad(refloss.full_softmax_loss),
+        lambda a: _ref_full(a, reduction="mean"),
     ),
     "logq_correction": (
         ("logits", "p"),

@@ -235,10 +235,63 @@ def _logsumexp_calls() -> dict[str, Call]:
     }
 
 
+def _sampled_calls(remove_accidental_hits: bool) -> dict[str, Call]:
+    rng = np.random.default_rng(603)
+    w, b, x = rng.standard_normal((9, 3)), rng.standard_normal(9), rng.standard_normal((4, 3))
+    sampled = np.array([2, 6, 0, 6, 8])  # class 6 drawn twice
+    one = np.array([[6], [1], [6], [3]])  # class 6: the label of rows 0 and 2, and sampled
+    three = np.array([[6, 1, 1], [0, 4, 5], [2, 3, 7], [8, 8, 6]])
+    counts = {
+        "true_expected_count": rng.uniform(0.05, 2.0, (4, 1)),
+        "sampled_expected_count": rng.uniform(0.05, 2.0, 5),
+    }
+    hits = {"remove_accidental_hits": remove_accidental_hits}
+    return {
+        "num_true_1_sum": Call(
+            (w, b, x),
+            {"labels": one, "sampled_candidates": sampled, **counts},
+            {**hits, "reduction": "sum"},
+        ),
+        "num_true_3_mean": Call(
+            (w, b, x),
+            {
+                "labels": three,
+                "sampled_candidates": sampled,
+                "true_expected_count": rng.uniform(0.05, 2.0, (4, 3)),
+                "sampled_expected_count": counts["sampled_expected_count"],
+            },
+            {**hits, "reduction": "mean"},
+        ),
+        "no_log_q": Call(
+            (w * 3, b, x),
+            {"labels": one, "sampled_candidates": sampled},
+            {**hits, "subtract_log_q": False, "reduction": "sum"},
+        ),
+    }
+
+
+def _full_softmax_calls() -> dict[str, Call]:
+    rng = np.random.default_rng(604)
+    q, c = rng.standard_normal((4, 3)), rng.standard_normal((7, 3))
+    labels = np.array([2, 6, 2, 0])
+    bias = rng.standard_normal(7)
+    return {
+        "bias_temperature_chunks": Call(
+            (q, c),
+            {"labels": labels, "class_bias": bias, "temperature": np.asarray(0.7)},
+            {"chunk_size": 3, "reduction": "sum"},
+        ),
+        "plain_mean": Call((q * 4, c), {"labels": labels}, {"reduction": "mean"}),
+    }
+
+
 FAMILY_CALLS: dict[str, dict[str, Call]] = {
     "retrieval_loss": {name: _retrieval_call(name) for name in GRAD_CASES},
     "softmax_cross_entropy": _softmax_calls(),
     "logsumexp": _logsumexp_calls(),
+    "sampled_softmax_loss": _sampled_calls(remove_accidental_hits=True),
+    "nce_loss": _sampled_calls(remove_accidental_hits=False),
+    "full_softmax_loss": _full_softmax_calls(),
 }
 
 
@@ -265,11 +318,32 @@ def _logsumexp_oracle(call: Call):
     return value, {"x": grad}
 
 
+def _sampled_oracle(kind: str):
+    def gradients(call: Call):
+        value, dw, db, dx = oracle.sampled_loss_grad(
+            kind, *call.args, **call.arrays, **call.options
+        )
+        return value, {"weights": dw, "biases": db, "inputs": dx}
+
+    return gradients
+
+
+def _full_softmax_oracle(call: Call):
+    value, dq, dc, db, dtau = oracle.full_softmax_loss_grad(
+        *call.args, **call.arrays, **call.options
+    )
+    grads = {"query_embeddings": dq, "class_embeddings": dc, "class_bias": db}
+    return value, {**grads, "temperature": dtau}
+
+
 # each family's value and gradients from the mpmath oracle: (value, {argument: gradient})
 ORACLE_GRADIENTS = {
     "retrieval_loss": _retrieval_oracle,
     "softmax_cross_entropy": _softmax_oracle,
     "logsumexp": _logsumexp_oracle,
+    "sampled_softmax_loss": _sampled_oracle("softmax"),
+    "nce_loss": _sampled_oracle("sigmoid"),
+    "full_softmax_loss": _full_softmax_oracle,
 }
 VJP_FAMILIES = [f.name for f in FAMILIES if f.vjp is not None]
 CALLS = [

@@ -291,7 +291,7 @@ def _full_value(inputs: Inputs, params: Params) -> dict:
 
 
 def _full_loss_and_grad(inputs: Inputs, params: Params) -> tuple:
-    loss, dq, dc, _ = oracle.full_softmax_loss_grad(
+    loss, dq, dc, _, _ = oracle.full_softmax_loss_grad(
         inputs["query_embeddings"],
         inputs["class_embeddings"],
         inputs["labels"],

@@ -626,7 +626,11 @@ def full_softmax_loss(
 def full_softmax_loss_grad(
     query, classes, labels, *, class_bias=None, temperature=None, reduction="sum"
 ):
-    """Return ``(loss, dQ, dC, db)``: ``dQ = G C / tau``, ``dC = G^T Q / tau``, ``db = sum_i G``."""
+    """Return ``(loss, dQ, dC, db, dtau)``.
+
+    ``dQ = G C / tau``, ``dC = G^T Q / tau``, ``db = sum_i G`` and
+    ``dtau = -sum(G * Q C^T) / tau^2 = -sum(Q * dQ) / tau`` (None without a temperature).
+    """
     s = full_softmax_logits(query, classes, class_bias, temperature)
     value, g = softmax_cross_entropy_grad(s, list(labels), None, None, reduction)
     tau = ONE if temperature is None else mpf(temperature)
@@ -639,7 +643,10 @@ def full_softmax_loss_grad(
         [mpmath.fsum(g[i][j] * q[i][e] for i in range(b)) / tau for e in range(d)] for j in range(k)
     ]
     db = [mpmath.fsum(g[i][j] for i in range(b)) for j in range(k)]
-    return value, dq, dc, db
+    dtau = None
+    if temperature is not None:
+        dtau = -mpmath.fsum(q[i][e] * dq[i][e] for i in range(b) for e in range(d)) / tau
+    return value, dq, dc, db, dtau
 
 
 # --- nested lists ---------------------------------------------------------------------
