@@ -11,9 +11,10 @@ classifier per entry: NCE, SigLIP):
     \frac{\partial \ell}{\partial x} = (1 - y)\, \sigma(x) - y\, \sigma(-x),
 
 with :math:`\operatorname{softplus}(z) = \max(z, 0) + \operatorname{log1p}(e^{-|z|})`.
-Both terms are non-negative, so a small loss keeps its relative precision (the common
-form :math:`\max(x, 0) - xy + \operatorname{log1p}(e^{-|x|})` cancels to 0 for a large
-positive :math:`x` with :math:`y = 1`), and the gradient is written without
+Both terms are non-negative, so the sum never cancels, whatever the order of evaluation
+(the common form :math:`\max(x, 0) - xy + \operatorname{log1p}(e^{-|x|})` is exact only
+when :math:`\max(x, 0) - xy` is formed first, and gives NaN for :math:`x = -\infty`
+through :math:`-\infty \cdot 0`); the gradient is written without
 :math:`\sigma(x) - 1`. A term whose weight (:math:`y` or :math:`1 - y`) is 0 is dropped
 before it is evaluated: a masked logit (:math:`-\infty`) with :math:`y = 0` contributes
 exactly 0 and a zero gradient, never :math:`0 \cdot \infty`.

@@ -414,8 +414,9 @@ def nce_loss(
 
     Parameters
     ----------
-    weights, biases, inputs, labels, sampled_candidates, true_expected_count, \
-sampled_expected_count, subtract_log_q, reduction, xp
+    weights, biases, inputs, labels, sampled_candidates
+        As :func:`sampled_softmax_loss`.
+    true_expected_count, sampled_expected_count, subtract_log_q, reduction, xp
         As :func:`sampled_softmax_loss`.
     remove_accidental_hits : bool, default False
         Remove every sampled column whose class is one of the row's labels (TensorFlow's

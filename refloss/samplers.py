@@ -1,6 +1,6 @@
 r"""Candidate samplers: the proposal distributions of sampled softmax, NCE and mixed negatives.
 
-A *candidate sampler* draws a few class ids (the negatives) out of a large range
+A *candidate sampler* [1]_ draws a few class ids (the negatives) out of a large range
 :math:`[0, R)` from a fixed distribution :math:`P`, and reports, for any id, how many times
 it is expected among the draws. Sampled softmax and NCE subtract the logarithm of that
 *expected count* from each logit, so that the loss over a few sampled columns estimates the
@@ -20,7 +20,7 @@ Three distributions, each a small immutable object made by one function:
   The sum over :math:`k < R` telescopes to :math:`\log(R + 1) / \log(R + 1) = 1`.
 * :func:`unigram`: :math:`P(k) = c_k^{\alpha} / \sum_j c_j^{\alpha}` for counts (or
   unnormalised probabilities) :math:`c` and a distortion :math:`\alpha` (0.75 in word2vec's
-  negative sampling; 1 keeps the counts, 0 flattens them to uniform).
+  negative sampling [2]_; 1 keeps the counts, 0 flattens them to uniform).
 
 Each sampler answers three questions (:class:`Sampler`): ``probability(ids)``,
 ``expected_count(ids, num_sampled=S, unique=..., num_tries=...)`` and
@@ -40,7 +40,7 @@ rejected draws included) and the count reported is
 
 the probability that :math:`k` appears at least once in :math:`T` independent draws.
 
-TensorFlow's samplers (``tf.random.*_candidate_sampler``) use the same definitions, with two
+TensorFlow's samplers (``tf.random.*_candidate_sampler`` [3]_) use the same definitions, with two
 differences in the numbers: they round :math:`P(k)` to float32 and compute the count in
 float32 (refloss computes in float64), and for a unique draw in which no duplicate was
 rejected (:math:`T = S`) they report :math:`S\,P(k)` instead of the formula above, a

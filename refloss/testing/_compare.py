@@ -46,7 +46,7 @@ def to_host(x: Any) -> np.ndarray:
     Parameters
     ----------
     x : array
-        NumPy, PyTorch (any device, with or without autograd history), JAX,
+        NumPy, CuPy, PyTorch (any device, with or without autograd history), JAX,
         array-api-strict or any DLPack-capable array.
 
     Returns
@@ -58,6 +58,8 @@ def to_host(x: Any) -> np.ndarray:
         return x.detach().resolve_conj().cpu().numpy().copy()
     if array_api_compat.is_numpy_array(x):
         return np.array(x, copy=True)
+    if array_api_compat.is_cupy_array(x):
+        return x.get()  # a device-to-host copy (CuPy refuses an implicit one)
     if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(x)):
         x = x.to_device(array_api_compat.array_namespace(x).Device("CPU_DEVICE"))
     if array_api_compat.is_jax_array(x):
