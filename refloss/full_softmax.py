@@ -53,28 +53,18 @@ def _validate(
         "temperature": None if v.is_python_real(temperature) else temperature,
     }
     xp = v.resolve_namespace(arrays, xp=xp)
-    q, c = query_embeddings, class_embeddings
-    v.check_rank("query_embeddings", q, 2, "(batch B, embedding width D)")
-    v.check_rank("class_embeddings", c, 2, "(num_classes, embedding width D)")
-    v.check_floating("query_embeddings", q, xp=xp)
-    v.check_floating("class_embeddings", c, xp=xp)
-    if q.dtype != c.dtype:
-        msg = (
-            f"query_embeddings and class_embeddings must have the same dtype, got {q.dtype} "
-            f"and {c.dtype}; cast one of them"
-        )
-        raise TypeError(msg)
-    if q.shape[1] != c.shape[1]:
-        msg = (
-            f"query_embeddings and class_embeddings must have the same width D, got shapes "
-            f"{tuple(q.shape)} and {tuple(c.shape)}"
-        )
-        raise ValueError(msg)
-    num_rows, num_classes = int(q.shape[0]), int(c.shape[0])
+    q = query_embeddings
+    num_rows, num_classes = v.check_embedding_pair(
+        _POSITIONAL,
+        query_embeddings,
+        class_embeddings,
+        ("(batch B, embedding width D)", "(num_classes, embedding width D)"),
+        xp=xp,
+    )
     if num_rows < 1 or num_classes < 1:
         msg = (
             f"query_embeddings and class_embeddings need at least one row each, got shapes "
-            f"{tuple(q.shape)} and {tuple(c.shape)}"
+            f"{tuple(q.shape)} and {tuple(class_embeddings.shape)}"
         )
         raise ValueError(msg)
     v.check_integer_dtype("labels", labels, xp=xp)

@@ -69,8 +69,6 @@ References
 
 from __future__ import annotations
 
-import operator
-
 from ._lib import _validation as v
 from ._lib._typing import Array, ArrayNamespace
 from .samplers import Sampler
@@ -92,14 +90,7 @@ def _check_sampler(sampler: object) -> Sampler:
 def _check_num_batch(num_batch: object, num_cols: int) -> int:
     """Return ``num_batch`` as an int; raise unless ``1 <= num_batch < N``."""
     expected = f"an integer in [1, N - 1] = [1, {num_cols - 1}] (N = {num_cols} columns)"
-    if isinstance(num_batch, bool):
-        msg = f"num_batch must be {expected}, got bool {num_batch!r}"
-        raise TypeError(msg)
-    try:
-        number = operator.index(num_batch)  # type: ignore[arg-type]
-    except TypeError:
-        msg = f"num_batch must be {expected}, got {type(num_batch).__name__} {num_batch!r}"
-        raise TypeError(msg) from None
+    number = v.integer_at_least("num_batch", num_batch, expected=expected, low=None)
     if not 1 <= number < num_cols:
         msg = (
             f"num_batch must lie in [1, N - 1] = [1, {num_cols - 1}]: the first num_batch of "

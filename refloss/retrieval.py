@@ -66,26 +66,15 @@ def _validate(
         "temperature": None if v.is_python_real(temperature) else temperature,
     }
     xp = v.resolve_namespace(arrays, xp=xp)
-    q, c = query_embeddings, candidate_embeddings
-    v.check_rank("query_embeddings", q, 2, "(batch B, embedding width D)")
-    v.check_rank("candidate_embeddings", c, 2, "(candidates N, embedding width D)")
-    v.check_floating("query_embeddings", q, xp=xp)
-    v.check_floating("candidate_embeddings", c, xp=xp)
+    q = query_embeddings
+    num_rows, num_cols = v.check_embedding_pair(
+        _POSITIONAL,
+        query_embeddings,
+        candidate_embeddings,
+        ("(batch B, embedding width D)", "(candidates N, embedding width D)"),
+        xp=xp,
+    )
     sample_weight = v.weight_array(sample_weight, like=q, xp=xp)
-    if q.dtype != c.dtype:
-        msg = (
-            f"query_embeddings and candidate_embeddings must have the same dtype, got "
-            f"{q.dtype} and {c.dtype}; cast one of them"
-        )
-        raise TypeError(msg)
-    if q.shape[1] != c.shape[1]:
-        msg = (
-            f"query_embeddings and candidate_embeddings must have the same width D, got "
-            f"query_embeddings shape {tuple(q.shape)} and candidate_embeddings shape "
-            f"{tuple(c.shape)}"
-        )
-        raise ValueError(msg)
-    num_rows, num_cols = int(q.shape[0]), int(c.shape[0])
     if num_rows < 1:
         msg = f"query_embeddings must have at least one row (B >= 1), got shape {tuple(q.shape)}"
         raise ValueError(msg)

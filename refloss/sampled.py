@@ -74,25 +74,18 @@ def _validate(
         "sampled_expected_count": sampled_expected_count,
     }
     xp = v.resolve_namespace(arrays, xp=xp)
-    v.check_rank("weights", weights, 2, "(num_classes, embedding width D)")
-    v.check_rank("inputs", inputs, 2, "(batch B, embedding width D)")
-    for name in ("weights", "biases", "inputs"):
-        v.check_floating(name, arrays[name], xp=xp)
-    num_classes, width = (int(n) for n in weights.shape)
+    num_classes, num_rows = v.check_embedding_pair(
+        ("weights", "inputs"),
+        weights,
+        inputs,
+        ("(num_classes, embedding width D)", "(batch B, embedding width D)"),
+        xp=xp,
+    )
+    v.check_floating("biases", biases, xp=xp)
     v.check_shape("biases", biases, (num_classes,), "one bias per class of weights")
-    if biases.dtype != weights.dtype or inputs.dtype != weights.dtype:
-        msg = (
-            f"weights, biases and inputs must have one dtype, got {weights.dtype}, "
-            f"{biases.dtype} and {inputs.dtype}; cast them"
-        )
+    if biases.dtype != weights.dtype:
+        msg = f"biases must have the dtype {weights.dtype} of weights, got {biases.dtype}"
         raise TypeError(msg)
-    if int(inputs.shape[1]) != width:
-        msg = (
-            f"inputs must have the width D = {width} of weights, got inputs shape "
-            f"{tuple(inputs.shape)} and weights shape {tuple(weights.shape)}"
-        )
-        raise ValueError(msg)
-    num_rows = int(inputs.shape[0])
     if num_rows < 1:
         msg = f"inputs must have at least one row (B >= 1), got shape {tuple(inputs.shape)}"
         raise ValueError(msg)
@@ -377,22 +370,8 @@ def sampled_softmax_loss(
     >>> [round(float(value), 12) for value in loss]  # row 1's label 1 is sampled: removed
     [1.38629436112, 1.098612288668]
     """
-    return _loss(
-        "softmax",
-        weights,
-        biases,
-        inputs,
-        {
-            "labels": labels,
-            "sampled_candidates": sampled_candidates,
-            "true_expected_count": true_expected_count,
-            "sampled_expected_count": sampled_expected_count,
-            "remove_accidental_hits": remove_accidental_hits,
-            "subtract_log_q": subtract_log_q,
-            "reduction": reduction,
-            "xp": xp,
-        },
-    )
+    options = {name: value for name, value in locals().items() if name not in _POSITIONAL}
+    return _loss("softmax", weights, biases, inputs, options)
 
 
 def nce_loss(
@@ -477,22 +456,8 @@ def nce_loss(
     >>> round(float(loss[0]), 12)
     2.07944154168
     """
-    return _loss(
-        "sigmoid",
-        weights,
-        biases,
-        inputs,
-        {
-            "labels": labels,
-            "sampled_candidates": sampled_candidates,
-            "true_expected_count": true_expected_count,
-            "sampled_expected_count": sampled_expected_count,
-            "remove_accidental_hits": remove_accidental_hits,
-            "subtract_log_q": subtract_log_q,
-            "reduction": reduction,
-            "xp": xp,
-        },
-    )
+    options = {name: value for name, value in locals().items() if name not in _POSITIONAL}
+    return _loss("sigmoid", weights, biases, inputs, options)
 
 
 def sampled_softmax_loss_vjp(

@@ -351,8 +351,8 @@ class Sampler(abc.ABC):
 
 
 @dataclass(frozen=True)
-class UniformSampler(Sampler):
-    r"""The uniform distribution :math:`P(k) = 1/R` over ``[0, range_max)``; see :func:`uniform`."""
+class _RangeSampler(Sampler):
+    """A sampler defined by ``range_max`` alone, every id of which can be drawn."""
 
     range_max: int
 
@@ -362,6 +362,11 @@ class UniformSampler(Sampler):
     @property
     def _num_drawable(self) -> int:
         return self.range_max
+
+
+@dataclass(frozen=True)
+class UniformSampler(_RangeSampler):
+    r"""The uniform distribution :math:`P(k) = 1/R` over ``[0, range_max)``; see :func:`uniform`."""
 
     def _probability(self, ids: Array, *, dtype: Any, xp: ArrayNamespace) -> Array:
         return xp.full(ids.shape, 1.0 / self.range_max, dtype=dtype, device=device(ids))
@@ -371,17 +376,8 @@ class UniformSampler(Sampler):
 
 
 @dataclass(frozen=True)
-class LogUniformSampler(Sampler):
+class LogUniformSampler(_RangeSampler):
     r"""The log-uniform (Zipf-like) distribution over ``[0, range_max)``: :func:`log_uniform`."""
-
-    range_max: int
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "range_max", _check_range_max(self.range_max))
-
-    @property
-    def _num_drawable(self) -> int:
-        return self.range_max
 
     def _probability(self, ids: Array, *, dtype: Any, xp: ArrayNamespace) -> Array:
         k = xp.astype(ids, dtype)
@@ -608,7 +604,7 @@ def _check_ids_in_range(ids: Array, range_max: int, *, xp: ArrayNamespace) -> No
     outside = ids < 0
     if range_max <= xp.iinfo(ids.dtype).max:  # else no id of this dtype reaches range_max
         outside = outside | (ids >= range_max)
-    if v._read_flag(xp.any(outside)):
+    if v.read_flag(xp.any(outside)):
         lo, hi = int(xp.min(ids)), int(xp.max(ids))
         msg = f"ids must lie in [0, {range_max}) (range_max = {range_max}), got ids in [{lo}, {hi}]"
         raise ValueError(msg)
@@ -621,13 +617,13 @@ def _widest_float(ids: Array, *, xp: ArrayNamespace) -> Any:
 
 
 def _check_range_max(range_max: object) -> int:
-    return v._integer_at_least_one(
+    return v.integer_at_least(
         "range_max", range_max, expected="an integer >= 1", meaning=" (the number of ids)"
     )
 
 
 def _check_num_sampled(num_sampled: object) -> int:
-    return v._integer_at_least_one(
+    return v.integer_at_least(
         "num_sampled", num_sampled, expected="an integer >= 1", meaning=" (candidates drawn)"
     )
 
@@ -658,9 +654,7 @@ def _check_draw_size(
             "took, rejected duplicates included (SampledValues.num_tries)"
         )
         raise ValueError(msg)
-    num_tries = v._integer_at_least_one(
-        "num_tries", num_tries, expected="an integer >= num_sampled"
-    )
+    num_tries = v.integer_at_least("num_tries", num_tries, expected="an integer >= num_sampled")
     if num_tries < num_sampled:
         msg = (
             f"num_tries must be >= num_sampled = {num_sampled} (a unique draw of "

@@ -129,10 +129,12 @@ def test_sampled_errors_name_the_argument(fn, changes, error, match):
 def test_sampled_shape_errors(fn):
     with pytest.raises(ValueError, match="biases must have shape"):
         fn(W, BIAS[:-1], X, **SAMPLED_KW)
-    with pytest.raises(ValueError, match="inputs must have the width D = 3"):
+    with pytest.raises(ValueError, match="weights and inputs must have the same width D"):
         fn(W, BIAS, X[:, :2], **SAMPLED_KW)
-    with pytest.raises(TypeError, match="one dtype"):
+    with pytest.raises(TypeError, match="weights and inputs must have the same dtype"):
         fn(W.astype(np.float32), BIAS, X, **SAMPLED_KW)
+    with pytest.raises(TypeError, match="biases must have the dtype float64 of weights"):
+        fn(W, BIAS.astype(np.float32), X, **SAMPLED_KW)
 
 
 def test_counts_not_needed_without_log_q():

@@ -155,6 +155,37 @@ def check_axis(axis: object, ndim: int) -> None:
         raise ValueError(msg)
 
 
+def check_embedding_pair(
+    names: tuple[str, str],
+    first: Array,
+    second: Array,
+    meanings: tuple[str, str],
+    *,
+    xp: ArrayNamespace,
+) -> tuple[int, int]:
+    """Validate two embedding matrices of one model; return their numbers of rows.
+
+    Both must be 2-D (``meanings`` say what their axes are), float32 or float64, of one
+    dtype and of one width ``D``.
+    """
+    for name, x, meaning in zip(names, (first, second), meanings, strict=True):
+        check_rank(name, x, 2, meaning)
+        check_floating(name, x, xp=xp)
+    if first.dtype != second.dtype:
+        msg = (
+            f"{names[0]} and {names[1]} must have the same dtype, got {first.dtype} and "
+            f"{second.dtype}; cast one of them"
+        )
+        raise TypeError(msg)
+    if first.shape[1] != second.shape[1]:
+        msg = (
+            f"{names[0]} and {names[1]} must have the same width D, got {names[0]} shape "
+            f"{tuple(first.shape)} and {names[1]} shape {tuple(second.shape)}"
+        )
+        raise ValueError(msg)
+    return int(first.shape[0]), int(second.shape[0])
+
+
 def check_index_range(
     name: str, index: Array, size: int, *, xp: ArrayNamespace, what: str = "column indices"
 ) -> None:
@@ -162,7 +193,7 @@ def check_index_range(
 
     Reads one boolean to the host; skipped for arrays that cannot be read eagerly.
     """
-    if _read_flag(xp.any((index < 0) | (index >= size))):
+    if read_flag(xp.any((index < 0) | (index >= size))):
         lo, hi = int(xp.min(index)), int(xp.max(index))
         msg = f"{name} must be {what} in [0, {size}), got values in [{lo}, {hi}]"
         raise ValueError(msg)
@@ -175,7 +206,7 @@ def check_nonnegative(name: str, x: Array, *, xp: ArrayNamespace) -> None:
     """
     if x.dtype == xp.bool:
         return
-    if _read_flag(xp.any(~(x >= 0))):
+    if read_flag(xp.any(~(x >= 0))):
         msg = f"{name} must be label weights >= 0 with no NaN, got a minimum of {float(xp.min(x))}"
         raise ValueError(msg)
 
@@ -232,7 +263,7 @@ def check_sample_weight(sample_weight: Array, num_rows: int, *, xp: ArrayNamespa
         raise ValueError(msg)
 
 
-def _read_flag(flag: Array) -> bool | None:
+def read_flag(flag: Array) -> bool | None:
     """Read a 0-D boolean array on the host, or ``None`` when it cannot be read eagerly."""
     if is_jax_array(flag):
         jax = sys.modules["jax"]
@@ -252,10 +283,10 @@ def check_probability(name: str, p: Array, *, xp: ArrayNamespace) -> None:
     """
     check_floating(name, p, xp=xp)
     bad = xp.any(~((p >= 0) & (p <= 1)))
-    if _read_flag(bad):
+    if read_flag(bad):
         lo, hi = float(xp.min(p)), float(xp.max(p))
         msg = f"{name} must be probabilities in [0, 1] with no NaN, got values in [{lo}, {hi}]" + (
-            " including NaN" if _read_flag(xp.any(xp.isnan(p))) else ""
+            " including NaN" if read_flag(xp.any(xp.isnan(p))) else ""
         )
         raise ValueError(msg)
 
@@ -265,9 +296,9 @@ def check_positive(name: str, x: Array, *, xp: ArrayNamespace) -> None:
 
     Reads one boolean to the host; skipped for arrays that cannot be read eagerly.
     """
-    if _read_flag(xp.any(~((x > 0) & (x < xp.inf)))):
+    if read_flag(xp.any(~((x > 0) & (x < xp.inf)))):
         lo, hi = float(xp.min(x)), float(xp.max(x))
-        nan = " including NaN" if _read_flag(xp.any(xp.isnan(x))) else ""
+        nan = " including NaN" if read_flag(xp.any(xp.isnan(x))) else ""
         msg = f"{name} must be finite and > 0, got values in [{lo}, {hi}]{nan}"
         raise ValueError(msg)
 
@@ -314,7 +345,7 @@ def check_temperature(
             f"{temperature.dtype}; cast it with xp.astype(temperature, {like.dtype})"
         )
         raise TypeError(msg)
-    if _read_flag(~((temperature > 0) & (temperature < xp.inf))):
+    if read_flag(~((temperature > 0) & (temperature < xp.inf))):
         msg = f"temperature must be finite and > 0, got {float(temperature)!r}"
         raise ValueError(msg)
     return temperature
@@ -332,10 +363,19 @@ def check_min_probability(min_probability: object) -> float:
     return value
 
 
-def _integer_at_least_one(
-    name: str, value: object, *, expected: str, meaning: str = "", advice: str = ""
+def integer_at_least(
+    name: str,
+    value: object,
+    *,
+    expected: str,
+    low: int | None = 1,
+    meaning: str = "",
+    advice: str = "",
 ) -> int:
-    """Return ``value`` as an int; raise unless it is an integer (not a bool) >= 1."""
+    """Return ``value`` as an int; raise unless it is an integer (not a bool) >= ``low``.
+
+    ``low=None`` checks the type alone, for a caller that checks the range itself.
+    """
     if isinstance(value, bool):
         msg = f"{name} must be {expected}, got bool {value!r}"
         raise TypeError(msg)
@@ -344,15 +384,15 @@ def _integer_at_least_one(
     except TypeError:
         msg = f"{name} must be {expected}, got {type(value).__name__} {value!r}"
         raise TypeError(msg) from None
-    if number < 1:
-        msg = f"{name} must be >= 1{meaning}, got {number}{advice}"
+    if low is not None and number < low:
+        msg = f"{name} must be >= {low}{meaning}, got {number}{advice}"
         raise ValueError(msg)
     return number
 
 
 def check_num_hard_negatives(num_hard_negatives: object) -> int:
     """Return ``num_hard_negatives`` as an int; raise unless it is an integer >= 1."""
-    return _integer_at_least_one(
+    return integer_at_least(
         "num_hard_negatives",
         num_hard_negatives,
         expected="an integer >= 1",
@@ -365,7 +405,7 @@ def check_size(name: str, value: object) -> int | None:
     """Return ``value`` as an int; raise unless it is None or an integer >= 1."""
     if value is None:
         return None
-    return _integer_at_least_one(name, value, expected="an integer >= 1 or None")
+    return integer_at_least(name, value, expected="an integer >= 1 or None")
 
 
 def check_reduction(reduction: object) -> str:
