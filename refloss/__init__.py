@@ -8,6 +8,7 @@ from ._corrections import (
     remove_accidental_hits,
 )
 from ._softmax import logsumexp, softmax_cross_entropy
+from .contrastive import clip_loss, nt_xent_loss, siglip_loss, supcon_loss
 from .full_softmax import full_softmax_loss
 from .gradients import value_and_grad
 from .mixed_negatives import mixed_negative_probability
@@ -19,16 +20,20 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "apply_score_mask",
+    "clip_loss",
     "full_softmax_loss",
     "logq_correction",
     "logsumexp",
     "mine_hard_negatives",
     "mixed_negative_probability",
     "nce_loss",
+    "nt_xent_loss",
     "remove_accidental_hits",
     "retrieval_loss",
     "sampled_softmax_loss",
     "samplers",
+    "siglip_loss",
     "softmax_cross_entropy",
+    "supcon_loss",
     "value_and_grad",
 ]

@@ -25,6 +25,16 @@ from ._corrections import (
 )
 from ._lib._typing import Array
 from ._softmax import logsumexp, logsumexp_vjp, softmax_cross_entropy, softmax_cross_entropy_vjp
+from .contrastive import (
+    clip_loss,
+    clip_loss_vjp,
+    nt_xent_loss,
+    nt_xent_loss_vjp,
+    siglip_loss,
+    siglip_loss_vjp,
+    supcon_loss,
+    supcon_loss_vjp,
+)
 from .full_softmax import full_softmax_loss, full_softmax_loss_vjp
 from .retrieval import retrieval_loss, retrieval_loss_vjp
 from .sampled import nce_loss, nce_loss_vjp, sampled_softmax_loss, sampled_softmax_loss_vjp
@@ -211,6 +221,62 @@ FAMILIES: tuple[Family, ...] = (
         ),
         vjp=full_softmax_loss_vjp,
         differentiable=("query_embeddings", "class_embeddings", "class_bias", "temperature"),
+        gradient_fixture=True,
+    ),
+    Family(
+        "clip_loss",
+        clip_loss,
+        ("image_embeddings", "text_embeddings", "logit_scale"),
+        ("loss",),
+        (
+            "CLIP's symmetric InfoNCE: (softmax cross-entropy of the rows of "
+            "S = logit_scale * I T^T + of its columns) / 2, targets on the diagonal.",
+            "logit_scale is the multiplier (open_clip's logit_scale.exp()).",
+        ),
+        vjp=clip_loss_vjp,
+        differentiable=("image_embeddings", "text_embeddings", "logit_scale"),
+        gradient_fixture=True,
+    ),
+    Family(
+        "siglip_loss",
+        siglip_loss,
+        ("image_embeddings", "text_embeddings", "logit_scale", "logit_bias"),
+        ("loss",),
+        (
+            "SigLIP: -(1/B) sum_ij log sigmoid(z_ij (logit_scale x_i.y_j + logit_bias)), "
+            "z = +1 on the diagonal and -1 elsewhere.",
+        ),
+        vjp=siglip_loss_vjp,
+        differentiable=("image_embeddings", "text_embeddings", "logit_scale", "logit_bias"),
+        gradient_fixture=True,
+    ),
+    Family(
+        "nt_xent_loss",
+        nt_xent_loss,
+        ("view_a", "view_b"),
+        ("loss",),
+        (
+            "NT-Xent (SimCLR): each of the 2B views [view_a; view_b] against the other "
+            "2B - 1 (dot products / temperature), its positive the other view of its sample.",
+            "Inputs not listed in arguments.positional are keyword arguments.",
+        ),
+        vjp=nt_xent_loss_vjp,
+        differentiable=("view_a", "view_b", "temperature"),
+        gradient_fixture=True,
+    ),
+    Family(
+        "supcon_loss",
+        supcon_loss,
+        ("embeddings",),
+        ("loss",),
+        (
+            "Supervised contrastive loss, the out form: -(1/|P(i)|) sum over the anchor's "
+            "positives of log softmax over the other samples; anchors without a positive "
+            "contribute 0 and are left out of the mean.",
+            "Inputs not listed in arguments.positional are keyword arguments.",
+        ),
+        vjp=supcon_loss_vjp,
+        differentiable=("embeddings", "temperature"),
         gradient_fixture=True,
     ),
 )

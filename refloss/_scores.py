@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from ._lib._typing import Array, ArrayNamespace
 
-__all__ = ["scale_query", "scale_query_vjp", "tile_scores"]
+__all__ = ["multiply_query", "multiply_query_vjp", "scale_query", "scale_query_vjp", "tile_scores"]
 
 
 def scale_query(query: Array, *, temperature: float | Array | None) -> Array:
@@ -60,3 +60,25 @@ def scale_query_vjp(
     grad_query = grad_scaled_query / temperature
     grad_temperature = -xp.sum(grad_scaled_query * scaled_query) / temperature
     return grad_query, grad_temperature
+
+
+def multiply_query(query: Array, *, scale: float | Array) -> Array:
+    r""":math:`Q' = t\,Q` for a CLIP-style logit scale :math:`t` (a number or a 0-D array)."""
+    return scale * query
+
+
+def multiply_query_vjp(
+    grad_scaled_query: Array, query: Array, *, scale: float | Array, xp: ArrayNamespace
+) -> tuple[Array, Array]:
+    r"""Pull :math:`\partial L / \partial Q'` back through :math:`Q' = t\,Q`.
+
+    .. math::
+
+        \frac{\partial L}{\partial Q} = t\, \frac{\partial L}{\partial Q'}, \qquad
+        \frac{\partial L}{\partial t} = \sum_{i,d} Q_{id}
+            \Bigl(\frac{\partial L}{\partial Q'}\Bigr)_{id}
+            = \sum_{i,j} G_{ij} (Q C^\top)_{ij}.
+
+    Returns ``(grad_query, grad_scale)``, the latter a 0-D array.
+    """
+    return scale * grad_scaled_query, xp.sum(grad_scaled_query * query)

@@ -45,9 +45,10 @@ def _family(function: object) -> Family:
     return family
 
 
-def _check_wrt(family: Family, wrt: Sequence[str] | str | None) -> tuple[str, ...]:
+def _check_wrt(family: Family, wrt: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """The names to differentiate; None: every positional argument given as an array."""
     if wrt is None:
-        return family.positional
+        return None
     names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
     unknown = [name for name in names if name not in family.differentiable]
     if unknown or not names:
@@ -76,6 +77,10 @@ def _check_differentiable(name: str, value: object) -> None:
         raise TypeError(msg)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def value_and_grad(
     loss_fn: Callable[..., Array], wrt: Sequence[str] | str | None = None
 ) -> Callable[..., tuple[Array, tuple[Array, ...]]]:
@@ -84,12 +89,16 @@ def value_and_grad(
     Parameters
     ----------
     loss_fn : callable
-        A refloss scalar loss (``retrieval_loss``, ``softmax_cross_entropy``,
-        ``logsumexp``), or a ``functools.partial`` of one.
+        A refloss scalar loss (``retrieval_loss``, ``sampled_softmax_loss``, ``nce_loss``,
+        ``full_softmax_loss``, ``clip_loss``, ``siglip_loss``, ``nt_xent_loss``,
+        ``supcon_loss``, ``softmax_cross_entropy``, ``logsumexp``), or a
+        ``functools.partial`` of one.
     wrt : str or sequence of str, optional
         The arguments to differentiate, in the order their gradients are returned. None
-        (default): every positional array. A keyword argument given as an array may be
-        named too, e.g. ``"temperature"`` (a 0-D array) or ``"sample_weight"``.
+        (default): every positional argument given as an array (a positional scalar given
+        as a Python number, such as ``clip_loss``'s ``logit_scale``, is a constant). A
+        keyword argument given as an array may be named too, e.g. ``"temperature"`` (a
+        0-D array) or ``"sample_weight"``.
 
     Returns
     -------
@@ -154,7 +163,10 @@ def value_and_grad(
         if arguments.get("reduction") == "none":
             msg = 'value_and_grad needs a scalar loss: use reduction="sum" or "mean", not "none"'
             raise ValueError(msg)
-        for name in names:
+        chosen = names
+        if chosen is None:  # a positional scalar given as a Python number is a constant
+            chosen = tuple(n for n in family.positional if not _is_number(arguments[n]))
+        for name in chosen:
             _check_differentiable(name, arguments[name])
         value, gradients = family.vjp(arguments)  # type: ignore[misc]
         if value.ndim != 0:
@@ -163,9 +175,10 @@ def value_and_grad(
                 f"{tuple(value.shape)} for these arguments"
             )
             raise ValueError(msg)
-        return value, tuple(gradients[name] for name in names)
+        return value, tuple(gradients[name] for name in chosen)
 
+    differentiated = ", ".join(names or family.positional)
     loss_and_gradients.__doc__ = (
-        f"Value and gradient of refloss.{family.name} with respect to {', '.join(names)}."
+        f"Value and gradient of refloss.{family.name} with respect to {differentiated}."
     )
     return loss_and_gradients

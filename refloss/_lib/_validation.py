@@ -311,44 +311,62 @@ def check_flag(name: str, value: object) -> bool:
     return value
 
 
+#: The lower bounds :func:`check_scalar` knows: ``(test on a float, words)``.
+_BOUNDS = {
+    "positive": (lambda v: v > 0, "> 0"),
+    "nonnegative": (lambda v: v >= 0, ">= 0"),
+    "any": (lambda v: True, "real"),
+}
+
+
+def check_scalar(
+    name: str, value: object, *, like: Array, xp: ArrayNamespace, bound: str = "positive"
+) -> float | Array:
+    """Validate a scalar parameter: a finite real number or a 0-D array of ``like``'s dtype.
+
+    ``bound`` is ``"positive"`` (> 0, e.g. a temperature), ``"nonnegative"`` (>= 0, a logit
+    scale) or ``"any"`` (a bias). A 0-D array (a learnable parameter, a value traced by
+    ``jax.jit``) is returned as it is, so gradients can flow to it; its value is checked
+    only when it can be read eagerly (one boolean read to the host).
+    """
+    holds, words = _BOUNDS[bound]
+    requirement = "finite" if bound == "any" else f"finite and {words}"
+    if is_python_real(value):
+        number = float(value)
+        if not (math.isfinite(number) and holds(number)):
+            msg = f"{name} must be {requirement}, got {number!r}"
+            raise ValueError(msg)
+        return number
+    try:
+        array_namespace(value)
+    except TypeError:
+        msg = (
+            f"{name} must be a real number ({requirement}) or a 0-D array, got "
+            f"{type(value).__name__} {value!r}"
+        )
+        raise TypeError(msg) from None
+    if tuple(value.shape) != ():
+        msg = f"{name} must be a 0-D array (one value), got shape {tuple(value.shape)}"
+        raise ValueError(msg)
+    if value.dtype != like.dtype:
+        msg = (
+            f"{name} must have the embeddings' dtype {like.dtype}, got {value.dtype}; cast it "
+            f"with xp.astype({name}, {like.dtype})"
+        )
+        raise TypeError(msg)
+    if read_flag(~(xp.isfinite(value) & holds(value))):
+        msg = f"{name} must be {requirement}, got {float(value)!r}"
+        raise ValueError(msg)
+    return value
+
+
 def check_temperature(
     temperature: object, *, like: Array, xp: ArrayNamespace
 ) -> float | Array | None:
-    """Validate ``temperature``: None, a finite real > 0, or a 0-D array of ``like``'s dtype.
-
-    A 0-D array (a learnable temperature, a value traced by ``jax.jit``) is returned as
-    it is, so gradients can flow to it; its value is checked only when it can be read
-    eagerly (one boolean read to the host).
-    """
+    """Validate ``temperature``: None, a finite real > 0, or a 0-D array of ``like``'s dtype."""
     if temperature is None:
         return None
-    if is_python_real(temperature):
-        value = float(temperature)
-        if not (math.isfinite(value) and value > 0):
-            msg = f"temperature must be finite and > 0, got {value!r}"
-            raise ValueError(msg)
-        return value
-    try:
-        array_namespace(temperature)
-    except TypeError:
-        msg = (
-            f"temperature must be a real number > 0, a 0-D array or None, got "
-            f"{type(temperature).__name__} {temperature!r}"
-        )
-        raise TypeError(msg) from None
-    if tuple(temperature.shape) != ():
-        msg = f"temperature must be a 0-D array (one value), got shape {tuple(temperature.shape)}"
-        raise ValueError(msg)
-    if temperature.dtype != like.dtype:
-        msg = (
-            f"temperature must have the embeddings' dtype {like.dtype}, got "
-            f"{temperature.dtype}; cast it with xp.astype(temperature, {like.dtype})"
-        )
-        raise TypeError(msg)
-    if read_flag(~((temperature > 0) & (temperature < xp.inf))):
-        msg = f"temperature must be finite and > 0, got {float(temperature)!r}"
-        raise ValueError(msg)
-    return temperature
+    return check_scalar("temperature", temperature, like=like, xp=xp)
 
 
 def check_min_probability(min_probability: object) -> float:
