@@ -19,7 +19,13 @@ import pytest
 pytest.importorskip("matplotlib")
 
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
-NAMES = ("popularity_bias", "temperature", "hard_negatives", "sampled_bias")
+NAMES = (
+    "popularity_bias",
+    "temperature",
+    "hard_negatives",
+    "sampled_bias",
+    "frequency_training",
+)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -144,3 +150,45 @@ def test_sampled_bias_logq_removes_the_bias(monkeypatch: pytest.MonkeyPatch) -> 
     assert d.group_ratio(d.push_logq, tail) == pytest.approx(1.0, abs=0.15)
     # The push of the full softmax is a probability: one unit per row.
     assert d.push_full.sum() == pytest.approx(8.0)
+
+
+def test_frequency_training_estimator_matches_true_correction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = _load("frequency_training", monkeypatch).compute()
+    assert d.runs == ("none", "estimated", "true")
+    assert d.num_test[:3].sum() == d.num_test[3] == 10_000
+    assert np.all(np.diff(d.popularity) <= 0)
+    assert d.popularity[:200].sum() == pytest.approx(0.68, abs=0.01)  # the head's share
+    np.testing.assert_allclose(d.hit_probability, 1 - (1 - d.popularity) ** d.batch_size)
+    assert d.hit_probability[0] == pytest.approx(0.95, abs=0.01)
+    assert d.hit_probability[-1] == pytest.approx(0.0002, rel=0.1)
+    none, estimated, true = d.recall  # columns: head, middle, tail, all
+    p_model, p_over_q = d.reference
+    # The correction, fed by the estimator, raises recall@10 overall and on the head.
+    assert estimated[3] > none[3] + 0.15
+    assert estimated[0] > none[0] + 0.2
+    assert estimated[1] > none[1] + 0.01
+    # The bottom half loses: without it the model ranks by P(j|x) / q_j, which favours
+    # rare items, as the reference rankings do.
+    assert none[2] > estimated[2] + 0.1
+    assert p_over_q[2] > p_model[2] + 0.1
+    # Each run lands near the ranking its loss estimates.
+    assert estimated[3] == pytest.approx(p_model[3], abs=0.06)
+    assert none[3] == pytest.approx(p_over_q[3], abs=0.05)
+    assert none[0] == pytest.approx(p_over_q[0], abs=0.05)
+    # Estimated probabilities train as well as the true ones, within 0.03 in every group.
+    np.testing.assert_allclose(estimated, true, atol=0.03)
+    # The estimator: head and middle within about 10 %; the rare half, seen about 11 times
+    # each, still leans on the initial gap. Every group's error falls during training.
+    assert d.relative_error("head") < 0.15
+    assert d.relative_error("middle") < 0.2
+    assert 0.3 < d.relative_error("tail") < 1.0
+    tail = d.group == 2
+    assert d.trace_steps[-1] * np.median(d.hit_probability[tail]) == pytest.approx(11, abs=1)
+    low, high = np.quantile(d.estimated[tail & ~d.shares_bucket], [0.1, 0.9])
+    assert 0.004 < low < high < 0.011
+    assert np.all(d.trace_error[:, -1] < 0.6 * d.trace_error[:, 0])
+    # A tail item read above 0.02 shares its bucket with another item.
+    assert d.shares_bucket.sum() == 198
+    assert np.all(d.shares_bucket[(d.group == 2) & (d.estimated > 0.02)])
