@@ -1,6 +1,6 @@
 """refloss: reference retrieval and contrastive losses on every Array API backend."""
 
-from . import samplers
+from . import frequency, samplers
 from ._corrections import (
     apply_score_mask,
     logq_correction,
@@ -21,6 +21,7 @@ __all__ = [
     "__version__",
     "apply_score_mask",
     "clip_loss",
+    "frequency",
     "full_softmax_loss",
     "logq_correction",
     "logsumexp",

@@ -35,6 +35,7 @@ from .contrastive import (
     supcon_loss,
     supcon_loss_vjp,
 )
+from .frequency import update as frequency_update
 from .full_softmax import full_softmax_loss, full_softmax_loss_vjp
 from .retrieval import retrieval_loss, retrieval_loss_vjp
 from .sampled import nce_loss, nce_loss_vjp, sampled_softmax_loss, sampled_softmax_loss_vjp
@@ -69,6 +70,9 @@ class Family:
         Every argument ``wrt`` may name (positional arrays first, then keyword arrays).
     gradient_fixture : bool
         Whether ``value_and_grad_<name>_test.json`` pins its gradients.
+    kind : {"function", "sequence"}
+        ``"sequence"`` for a stateful family whose fixtures replay steps on a state
+        (``refloss.testing`` replays them through the adapter registered for it).
     """
 
     name: str
@@ -79,6 +83,7 @@ class Family:
     vjp: VjpRule | None = None
     differentiable: tuple[str, ...] = ()
     gradient_fixture: bool = False
+    kind: str = "function"
 
     @property
     def qualified_name(self) -> str:
@@ -278,6 +283,20 @@ FAMILIES: tuple[Family, ...] = (
         vjp=supcon_loss_vjp,
         differentiable=("embeddings", "temperature"),
         gradient_fixture=True,
+    ),
+    Family(
+        "frequency",
+        frequency_update,
+        ("ids",),
+        ("buckets", "probability", "gap", "last_step"),
+        (
+            "The streaming frequency estimator (Yi et al. 2019, Algorithms 2 and 3): each "
+            "step updates the state with the step's ids, then reads their probabilities.",
+            "init(num_buckets, num_hashes, initial_gap, seed); step(ids, step, "
+            "learning_rate, first_sighting, min_probability) -> buckets (num_hashes, n) "
+            "int64, probability (n,), gap and last_step (num_hashes, num_buckets).",
+        ),
+        kind="sequence",
     ),
 )
 

@@ -36,7 +36,7 @@ def _family(function: object) -> Family:
     if family is None or family.vjp is None:
         scalar = ", ".join(f"refloss.{f.name}" for f in FAMILIES if f.vjp is not None)
         what = (
-            f"refloss.{family.name} returns an array of logits, not a scalar loss"
+            f"refloss.{family.name} is not a scalar loss (it returns {', '.join(family.outputs)})"
             if family is not None
             else f"got {function!r}"
         )

@@ -25,19 +25,27 @@ from conformance.generator import oracle as mp
 __all__ = [
     "Retrieval",
     "apply_score_mask",
+    "clip_loss",
+    "clip_loss_grad",
     "full_softmax_loss",
     "full_softmax_loss_grad",
     "logq_correction",
     "logsumexp",
     "logsumexp_grad",
     "mine_hard_negatives",
+    "nt_xent_loss",
+    "nt_xent_loss_grad",
     "remove_accidental_hits",
     "retrieval",
     "retrieval_loss",
     "sampled_loss",
     "sampled_loss_grad",
+    "siglip_loss",
+    "siglip_loss_grad",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
+    "supcon_loss",
+    "supcon_loss_grad",
 ]
 
 
@@ -351,3 +359,78 @@ def full_softmax_loss_grad(query: Any, classes: Any, labels: Any, **kw: Any) -> 
         None if "class_bias" not in args else _f64(db),
         None if dtau is None else np.asarray(_f64(dtau), dtype=np.float64),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# contrastive losses
+# ---------------------------------------------------------------------------------------------
+
+
+def _scalar(x: Any) -> Any:
+    return float(x) if isinstance(x, np.ndarray | np.generic) else x
+
+
+@_cached
+def clip_loss_grad(image: Any, text: Any, logit_scale: Any, **kw: Any) -> tuple:
+    """``(loss, dI, dT, dscale)`` of ``clip_loss`` (``reduction`` "mean" or "sum")."""
+    value, di, dt, ds = mp.clip_loss_grad(_plain(image), _plain(text), _scalar(logit_scale), **kw)
+    return tuple(np.asarray(_f64(x), dtype=np.float64) for x in (value, di, dt, ds))
+
+
+@_cached
+def clip_loss(image: Any, text: Any, logit_scale: Any, **kw: Any) -> np.ndarray:
+    """``clip_loss``, any reduction."""
+    value = mp.clip_loss(_plain(image), _plain(text), _scalar(logit_scale), **kw)
+    return np.asarray(_f64(value), dtype=np.float64)
+
+
+@_cached
+def siglip_loss_grad(image: Any, text: Any, logit_scale: Any, logit_bias: Any, **kw: Any) -> tuple:
+    """``(loss, dX, dY, dscale, dbias)`` of ``siglip_loss``."""
+    out = mp.siglip_loss_grad(
+        _plain(image), _plain(text), _scalar(logit_scale), _scalar(logit_bias), **kw
+    )
+    return tuple(np.asarray(_f64(x), dtype=np.float64) for x in out)
+
+
+@_cached
+def siglip_loss(image: Any, text: Any, logit_scale: Any, logit_bias: Any, **kw: Any) -> np.ndarray:
+    """``siglip_loss``, any reduction."""
+    value = mp.siglip_loss(
+        _plain(image), _plain(text), _scalar(logit_scale), _scalar(logit_bias), **kw
+    )
+    return np.asarray(_f64(value), dtype=np.float64)
+
+
+@_cached
+def nt_xent_loss_grad(view_a: Any, view_b: Any, *, temperature: Any, **kw: Any) -> tuple:
+    """``(loss, da, db, dtau)`` of ``nt_xent_loss``."""
+    out = mp.nt_xent_loss_grad(
+        _plain(view_a), _plain(view_b), temperature=_scalar(temperature), **kw
+    )
+    return tuple(np.asarray(_f64(x), dtype=np.float64) for x in out)
+
+
+@_cached
+def nt_xent_loss(view_a: Any, view_b: Any, *, temperature: Any, **kw: Any) -> np.ndarray:
+    """``nt_xent_loss``, any reduction."""
+    value = mp.nt_xent_loss(_plain(view_a), _plain(view_b), temperature=_scalar(temperature), **kw)
+    return np.asarray(_f64(value), dtype=np.float64)
+
+
+@_cached
+def supcon_loss_grad(embeddings: Any, *, labels: Any, temperature: Any, **kw: Any) -> tuple:
+    """``(loss, dE, dtau)`` of ``supcon_loss``."""
+    out = mp.supcon_loss_grad(
+        _plain(embeddings), _plain(labels), temperature=_scalar(temperature), **kw
+    )
+    return tuple(np.asarray(_f64(x), dtype=np.float64) for x in out)
+
+
+@_cached
+def supcon_loss(embeddings: Any, *, labels: Any, temperature: Any, **kw: Any) -> np.ndarray:
+    """``supcon_loss``, any reduction."""
+    value = mp.supcon_loss(
+        _plain(embeddings), _plain(labels), temperature=_scalar(temperature), **kw
+    )
+    return np.asarray(_f64(value), dtype=np.float64)

@@ -285,6 +285,44 @@ def _full_softmax_calls() -> dict[str, Call]:
     }
 
 
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _contrastive_calls() -> dict[str, dict[str, Call]]:
+    rng = np.random.default_rng(605)
+    image, text = _unit_rows(rng.standard_normal((4, 3))), _unit_rows(rng.standard_normal((4, 3)))
+    raw = rng.standard_normal((4, 3))
+    e = rng.standard_normal((6, 3))
+    labels = np.array([0, 0, 1, 2, 2, 2])  # anchor 2 has no positive
+    return {
+        "clip_loss": {
+            "unit_mean": Call((image, text, np.asarray(7.0))),
+            "raw_sum_smoothing": Call(
+                (raw, text, np.asarray(1.5)), options={"reduction": "sum", "label_smoothing": 0.2}
+            ),
+        },
+        "siglip_loss": {
+            "init": Call((image, text, np.asarray(10.0), np.asarray(-10.0))),
+            "raw_sum": Call(
+                (raw, text, np.asarray(2.0), np.asarray(0.5)), options={"reduction": "sum"}
+            ),
+        },
+        "nt_xent_loss": {
+            "unit": Call((image, text), {"temperature": np.asarray(0.5)}),
+            "raw_sum": Call((raw, text), {"temperature": np.asarray(2.0)}, {"reduction": "sum"}),
+        },
+        "supcon_loss": {
+            "mean": Call((e,), {"labels": labels, "temperature": np.asarray(0.7)}),
+            "base_sum": Call(
+                (e,),
+                {"labels": labels, "temperature": np.asarray(0.3)},
+                {"base_temperature": 0.07, "reduction": "sum"},
+            ),
+        },
+    }
+
+
 FAMILY_CALLS: dict[str, dict[str, Call]] = {
     "retrieval_loss": {name: _retrieval_call(name) for name in GRAD_CASES},
     "softmax_cross_entropy": _softmax_calls(),
@@ -292,6 +330,7 @@ FAMILY_CALLS: dict[str, dict[str, Call]] = {
     "sampled_softmax_loss": _sampled_calls(remove_accidental_hits=True),
     "nce_loss": _sampled_calls(remove_accidental_hits=False),
     "full_softmax_loss": _full_softmax_calls(),
+    **_contrastive_calls(),
 }
 
 
@@ -336,6 +375,27 @@ def _full_softmax_oracle(call: Call):
     return value, {**grads, "temperature": dtau}
 
 
+def _clip_oracle(call: Call):
+    value, di, dt, ds = oracle.clip_loss_grad(*call.args, **call.options)
+    return value, {"image_embeddings": di, "text_embeddings": dt, "logit_scale": ds}
+
+
+def _siglip_oracle(call: Call):
+    value, dx, dy, ds, db = oracle.siglip_loss_grad(*call.args, **call.options)
+    grads = {"image_embeddings": dx, "text_embeddings": dy, "logit_scale": ds, "logit_bias": db}
+    return value, grads
+
+
+def _nt_xent_oracle(call: Call):
+    value, da, db, dtau = oracle.nt_xent_loss_grad(*call.args, **call.arrays, **call.options)
+    return value, {"view_a": da, "view_b": db, "temperature": dtau}
+
+
+def _supcon_oracle(call: Call):
+    value, de, dtau = oracle.supcon_loss_grad(*call.args, **call.arrays, **call.options)
+    return value, {"embeddings": de, "temperature": dtau}
+
+
 # each family's value and gradients from the mpmath oracle: (value, {argument: gradient})
 ORACLE_GRADIENTS = {
     "retrieval_loss": _retrieval_oracle,
@@ -344,6 +404,10 @@ ORACLE_GRADIENTS = {
     "sampled_softmax_loss": _sampled_oracle("softmax"),
     "nce_loss": _sampled_oracle("sigmoid"),
     "full_softmax_loss": _full_softmax_oracle,
+    "clip_loss": _clip_oracle,
+    "siglip_loss": _siglip_oracle,
+    "nt_xent_loss": _nt_xent_oracle,
+    "supcon_loss": _supcon_oracle,
 }
 VJP_FAMILIES = [f.name for f in FAMILIES if f.vjp is not None]
 CALLS = [

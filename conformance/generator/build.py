@@ -15,7 +15,7 @@ from refloss._registry import FAMILIES
 
 from . import crosscheck, evaluate, families, oracle
 from .encoding import dumps, encode_tensor
-from .model import Case
+from .model import Case, SequenceCase
 from .notes import notes_for
 
 SCHEMA_NAME = "refloss_fixture_v1.schema.json"
@@ -45,6 +45,7 @@ class FileSpec:
     header: tuple[str, ...]
     cases: Callable[[], list[Case | None]]
     evaluate: Callable[[int, Case], evaluate.Outcome]
+    kind: str = "function"
 
 
 def file_specs() -> tuple[FileSpec, ...]:
@@ -60,6 +61,20 @@ def file_specs() -> tuple[FileSpec, ...]:
     specs = []
     for family in FAMILIES:
         entry = families.ORACLES[family.name]
+        if family.kind == "sequence":
+            specs.append(
+                FileSpec(
+                    f"{family.name}_test.json",
+                    family.qualified_name,
+                    family.positional,
+                    family.outputs,
+                    family.header,
+                    entry.cases,
+                    partial(evaluate.sequence_values, family, entry),
+                    kind="sequence",
+                )
+            )
+            continue
         specs.append(
             FileSpec(
                 f"{family.name}_test.json",
@@ -194,6 +209,61 @@ def _group(spec: FileSpec, cases: list[tuple[int, Case]]) -> dict:
     }
 
 
+# Sequence files: exact oracles (integers and rationals), rounded once; float64 only.
+SEQUENCE_TOLERANCE = {"float64": {"atol": 0.0, "rtol": 1e-12}}
+
+
+def _encode_arrays(arrays: dict) -> dict:
+    out = {}
+    for name, arr in arrays.items():
+        arr = np.asarray(arr)
+        out[name] = encode_tensor(arr, "float64") if arr.dtype.kind == "f" else encode_tensor(arr)
+    return out
+
+
+def _sequence_group(spec: FileSpec, cases: list[tuple[int, SequenceCase]]) -> dict:
+    sources = {c.source for _, c in cases}
+    if len(sources) != 1:
+        raise ValueError(f"{spec.filename}: group {cases[0][1].group!r} mixes sources {sources}")
+    tests = []
+    for tc_id, case in cases:
+        expected = spec.evaluate(tc_id, case) if case.result == "valid" else None
+        steps = []
+        for number, step in enumerate(case.steps):
+            encoded = {"inputs": _encode_arrays(step["inputs"])}
+            if step.get("params"):
+                encoded["params"] = dict(step["params"])
+            if expected is not None:
+                encoded["expected"] = _encode_arrays(expected[number])
+            steps.append(encoded)
+        test = {
+            "comment": case.comment,
+            "dtypes": ["float64"],
+            "flags": list(case.flags),
+            "init": {"params": dict(case.init)},
+            "provenance": {"inputs": case.provenance}
+            | ({"expected": "oracle"} if expected is not None else {}),
+            "result": case.result,
+            "steps": steps,
+            "tcId": tc_id,
+        }
+        if case.result != "valid":
+            test["error"] = case.error
+        tests.append(test)
+    return {
+        "oracle": {
+            "dps": 53,
+            "method": "exact: Python integers and fractions.Fraction",
+            "rounding": "nearest float64, ties to even, once",
+            "version": "conformance/generator/frequency_oracle.py",
+        },
+        "params": {},
+        "source": {"name": SOURCE_NAME, "version": sources.pop()},
+        "tests": tests,
+        "tolerance": SEQUENCE_TOLERANCE,
+    }
+
+
 def build_document(spec: FileSpec) -> dict:
     """Build one fixture document (a JSON-ready dict)."""
     numbered = [(i + 1, c) for i, c in enumerate(spec.cases()) if c is not None]
@@ -201,16 +271,17 @@ def build_document(spec: FileSpec) -> dict:
     for tc_id, case in numbered:
         groups.setdefault(case.group, []).append((tc_id, case))
     flags = {f for _, c in numbered for f in c.flags}
+    group = _sequence_group if spec.kind == "sequence" else _group
     return {
         "arguments": {"outputs": list(spec.outputs), "positional": list(spec.positional)},
         "comparison": "isclose_v1",
         "function": spec.function,
         "header": list(spec.header),
-        "kind": "function",
+        "kind": spec.kind,
         "notes": notes_for(flags),
         "numberOfTests": len(numbered),
         "schema": SCHEMA_NAME,
-        "testGroups": [_group(spec, g) for g in groups.values()],
+        "testGroups": [group(spec, g) for g in groups.values()],
     }
 
 

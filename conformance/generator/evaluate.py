@@ -18,7 +18,7 @@ import mpmath
 import numpy as np
 
 from . import crosscheck, oracle
-from .model import Case
+from .model import Case, SequenceCase
 
 if TYPE_CHECKING:
     from refloss._registry import Family
@@ -127,3 +127,34 @@ def gradients(family: Family, entry: FamilyOracle, tc_id: int, case: Case) -> Ou
     except AssertionError as exc:
         raise ValueError(f"{label}: numerical gradient check failed: {exc}") from exc
     return Outcome(expected, work, [crosscheck.record(result["kinks"])])
+
+
+def sequence_values(
+    family: Family, entry: FamilyOracle, tc_id: int, case: SequenceCase
+) -> list[dict[str, np.ndarray]]:
+    """Expected outputs of each step of a valid sequence case.
+
+    The sequence oracle computes exactly (integers and rationals); integer outputs are
+    stored as int64 and every rational is rounded once to float64.
+    """
+    names = case.pinned or family.outputs
+    steps = entry.value(case.init, case.steps)
+    out = []
+    for number, values in enumerate(steps):
+        if set(values) != set(family.outputs):
+            raise ValueError(f"{where(tc_id, case)} step {number}: outputs {sorted(values)}")
+        out.append({name: _exact(values[name]) for name in names})
+    return out
+
+
+def _exact(value) -> np.ndarray:
+    """An int64 array as it is; nested lists of rationals -> float64, rounded once each."""
+    if isinstance(value, np.ndarray):
+        return value
+    return np.asarray(_rounded(value), dtype=np.float64)
+
+
+def _rounded(value):
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return float(value)  # a Fraction: correctly rounded to the nearest float64

@@ -22,7 +22,16 @@ import numpy as np
 
 from refloss._registry import FAMILIES
 
-from . import cases_retrieval, cases_sampled, cases_softmax, cases_steps, oracle
+from . import (
+    cases_contrastive,
+    cases_frequency,
+    cases_retrieval,
+    cases_sampled,
+    cases_softmax,
+    cases_steps,
+    frequency_oracle,
+    oracle,
+)
 from .cases_common import IDS, C, M, P, Q, W
 from .model import Case
 
@@ -317,6 +326,127 @@ def _full_work(inputs: Inputs, params: Params, *, gradient: bool) -> float:
     return work
 
 
+# --- frequency (a sequence family) -----------------------------------------------------
+
+
+def _frequency_steps(init: dict, steps: list[dict]) -> list[dict]:
+    """Replay the steps on the exact estimator: ``{output name: value}`` per step.
+
+    The defaults are refloss's: ``num_hashes=1``, ``initial_gap=100``, ``seed=0``,
+    ``learning_rate=0.01``, ``first_sighting="update"``, ``min_probability=1e-6``.
+    """
+    estimator = frequency_oracle.Estimator(
+        num_buckets=init["num_buckets"],
+        num_hashes=init.get("num_hashes", 1),
+        initial_gap=init.get("initial_gap", 100.0),
+        seed=init.get("seed", 0),
+    )
+    out = []
+    for step in steps:
+        ids = [int(i) for i in np.asarray(step["inputs"]["ids"]).ravel()]
+        params = step["params"]
+        estimator.update(
+            ids,
+            step=params["step"],
+            learning_rate=params.get("learning_rate", 0.01),
+            first_sighting=params.get("first_sighting", "update"),
+        )
+        probability = estimator.probability(
+            ids, min_probability=params.get("min_probability", 1e-6)
+        )
+        width = len(ids)
+        out.append(
+            {
+                "buckets": np.asarray(estimator.buckets(ids), dtype=np.int64).reshape(
+                    estimator.num_hashes, width
+                ),
+                "probability": probability,
+                "gap": [list(row) for row in estimator.gap],
+                "last_step": np.asarray(estimator.last_step, dtype=np.int64),
+            }
+        )
+    return out
+
+
+def _no_work(*args, **kwargs) -> float:
+    return 1.0
+
+
+# --- contrastive losses ---------------------------------------------------------------
+
+IMAGE, TEXT = "image_embeddings", "text_embeddings"
+
+
+def _clip_value(inputs: Inputs, params: Params) -> dict:
+    options = {k: params[k] for k in ("label_smoothing", "reduction") if k in params}
+    return {"loss": oracle.clip_loss(inputs[IMAGE], inputs[TEXT], inputs["logit_scale"], **options)}
+
+
+def _clip_loss_and_grad(inputs: Inputs, params: Params) -> tuple:
+    options = {k: params[k] for k in ("label_smoothing", "reduction") if k in params}
+    loss, di, dt, ds = oracle.clip_loss_grad(
+        inputs[IMAGE], inputs[TEXT], inputs["logit_scale"], **options
+    )
+    return loss, {IMAGE: di, TEXT: dt, "logit_scale": ds}
+
+
+def _siglip_value(inputs: Inputs, params: Params) -> dict:
+    loss = oracle.siglip_loss(
+        inputs[IMAGE], inputs[TEXT], inputs["logit_scale"], inputs["logit_bias"], **params
+    )
+    return {"loss": loss}
+
+
+def _siglip_loss_and_grad(inputs: Inputs, params: Params) -> tuple:
+    loss, dx, dy, dt, db = oracle.siglip_loss_grad(
+        inputs[IMAGE], inputs[TEXT], inputs["logit_scale"], inputs["logit_bias"], **params
+    )
+    return loss, {IMAGE: dx, TEXT: dy, "logit_scale": dt, "logit_bias": db}
+
+
+def _nt_xent_value(inputs: Inputs, params: Params) -> dict:
+    return {"loss": oracle.nt_xent_loss(inputs["view_a"], inputs["view_b"], **params)}
+
+
+def _nt_xent_loss_and_grad(inputs: Inputs, params: Params) -> tuple:
+    loss, da, db, _ = oracle.nt_xent_loss_grad(inputs["view_a"], inputs["view_b"], **params)
+    return loss, {"view_a": da, "view_b": db}
+
+
+def _supcon_value(inputs: Inputs, params: Params) -> dict:
+    return {"loss": oracle.supcon_loss(inputs["embeddings"], inputs["labels"], **params)}
+
+
+def _supcon_loss_and_grad(inputs: Inputs, params: Params) -> tuple:
+    loss, de, _ = oracle.supcon_loss_grad(inputs["embeddings"], inputs["labels"], **params)
+    return loss, {"embeddings": de}
+
+
+def _similarity_work(*names: str, scale: str | None = None) -> Callable[..., float]:
+    """The magnitude of the scores: embeddings' products times the scale or 1/temperature."""
+
+    def work(inputs: Inputs, params: Params, *, gradient: bool) -> float:
+        emb = max(float(np.max(np.abs(inputs[n]))) for n in names)
+        width = len(inputs[names[0]][0])
+        factor = abs(float(inputs[scale])) if scale else 1.0 / params["temperature"]
+        rows = len(inputs[names[0]]) if params.get("reduction") == "sum" else 1
+        value = max(1.0, emb * emb * width * factor) * rows
+        return value * max(1.0, emb) if gradient else value
+
+    return work
+
+
+def _contrastive_entry(name: str, value, loss_and_grad, work) -> FamilyOracle:
+    cases = getattr(cases_contrastive, f"{name}_cases")
+    return FamilyOracle(
+        cases,
+        value,
+        work,
+        gradient_cases=lambda: cases(gradient=True),
+        loss_and_grad=loss_and_grad,
+    )
+
+
 ORACLES: dict[str, FamilyOracle] = {
     "retrieval_loss": FamilyOracle(
         cases_retrieval.retrieval_loss_cases,
@@ -357,6 +487,25 @@ ORACLES: dict[str, FamilyOracle] = {
         _sampled_work,
         gradient_cases=cases_sampled.value_and_grad_nce_loss_cases,
         loss_and_grad=_sampled_loss_and_grad("sigmoid"),
+    ),
+    "frequency": FamilyOracle(cases_frequency.frequency_cases, _frequency_steps, _no_work),
+    "clip_loss": _contrastive_entry(
+        "clip_loss",
+        _clip_value,
+        _clip_loss_and_grad,
+        _similarity_work(IMAGE, TEXT, scale="logit_scale"),
+    ),
+    "siglip_loss": _contrastive_entry(
+        "siglip_loss",
+        _siglip_value,
+        _siglip_loss_and_grad,
+        _similarity_work(IMAGE, TEXT, scale="logit_scale"),
+    ),
+    "nt_xent_loss": _contrastive_entry(
+        "nt_xent_loss", _nt_xent_value, _nt_xent_loss_and_grad, _similarity_work("view_a", "view_b")
+    ),
+    "supcon_loss": _contrastive_entry(
+        "supcon_loss", _supcon_value, _supcon_loss_and_grad, _similarity_work("embeddings")
     ),
     "full_softmax_loss": FamilyOracle(
         cases_sampled.full_softmax_loss_cases,

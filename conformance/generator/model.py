@@ -94,3 +94,24 @@ def i64(values) -> np.ndarray:
 def mask(values) -> np.ndarray:
     """A bool array from nested lists of 0/1 or bools."""
     return np.asarray(values, dtype=bool)
+
+
+@dataclass
+class SequenceCase:
+    """One stateful fixture test: an initial state, then steps replayed in order.
+
+    ``init`` holds the initial state's options; each step is ``{"inputs": {name: array},
+    "params": {...}}``.  ``pinned`` names the outputs whose expected values each step
+    records (all the family's outputs when None).
+    """
+
+    comment: str
+    flags: list[str]
+    init: dict
+    steps: list[dict]
+    group: str
+    result: str = "valid"
+    error: str | None = None
+    provenance: str | dict = "hand-written"
+    source: str = "0.2.0"
+    pinned: tuple[str, ...] | None = None

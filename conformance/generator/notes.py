@@ -48,7 +48,89 @@ NOTES: dict[str, tuple[str, str]] = {
         "chunk_size < num_classes: classes are scored chunk by chunk and merged by a "
         "streaming log-sum-exp; the numbers are those of one chunk.",
     ),
+    "MultiHash": (
+        BASIC,
+        "Several hashes (Algorithm 3): each has its own buckets; the probability uses the "
+        "largest gap over the hashes.",
+    ),
+    "PeriodicStream": (
+        BASIC,
+        "An item every k steps: after n hits the gap is k + (1 - a)^n (B_1 - k).",
+    ),
+    "LabelSmoothing": (
+        BASIC,
+        "label_smoothing e: each row's target is (1 - e) on its column and e / B on every "
+        "column (PyTorch's cross_entropy).",
+    ),
+    "BaseTemperature": (
+        BASIC,
+        "base_temperature: the loss is multiplied by temperature / base_temperature.",
+    ),
     # Pinned conventions (each changes numbers).
+    "PairsSumOverBatch": (
+        CONVENTION,
+        "SigLIP's mean: the sum over all B^2 pairs divided by B (the batch size), not by B^2.",
+    ),
+    "SelfExcluded": (
+        CONVENTION,
+        "A sample's similarity with itself is masked: each view is scored against the other "
+        "2B - 1.",
+    ),
+    "AnchorWithoutPositive": (
+        CONVENTION,
+        "An anchor without a positive contributes 0 and is left out of the mean (the original "
+        "SupCon code gives NaN).",
+    ),
+    "OtherPositivesInDenominator": (
+        CONVENTION,
+        "SupCon's out form: every other sample, the anchor's other positives included, stays "
+        "in the softmax denominator.",
+    ),
+    "NoPositivePairs": (
+        CONVENTION,
+        "No anchor has a positive: the mean loss is 0 (and its gradient 0).",
+    ),
+    "AllPositives": (
+        CONVENTION,
+        "Every sample shares the anchor's label (no negative): the formula applies "
+        "(pytorch-metric-learning returns 0).",
+    ),
+    "DeduplicatedWithinStep": (
+        CONVENTION,
+        "An id (or a bucket) hit several times in one step is updated once: the estimate is "
+        "a per-step hit probability.",
+    ),
+    "FirstSightingUpdate": (
+        CONVENTION,
+        "first_sighting='update' (default, the paper read literally): a bucket's first hit "
+        "updates the gap with t - 0, the steps since step 0.",
+    ),
+    "FirstSightingRecord": (
+        CONVENTION,
+        "first_sighting='record': a bucket's first hit only records its step; the gap keeps "
+        "initial_gap until the second hit.",
+    ),
+    "UnseenId": (
+        CONVENTION,
+        "An id whose buckets were never hit reads 1 / initial_gap (then clipped).",
+    ),
+    "ProbabilityClip": (
+        CONVENTION,
+        "The probability 1 / gap is clipped to [min_probability, 1].",
+    ),
+    "Saturation": (
+        CONVENTION,
+        "An item hit in every step has a gap tending to 1 and a probability saturating at 1.",
+    ),
+    "HashPinned": (
+        CONVENTION,
+        "The buckets of extreme, negative and random int64 ids under the documented "
+        "SplitMix64 hash are pinned.",
+    ),
+    "LargeStep": (
+        CONVENTION,
+        "Steps are int64 and exact (2**40 and beyond), unlike a float32 step counter.",
+    ),
     "PerExampleReduction": (
         CONVENTION,
         "The default reduction is 'none': the (B,) vector of row losses (TensorFlow's "
@@ -176,6 +258,13 @@ NOTES: dict[str, tuple[str, str]] = {
         "Every sampled class of a row is one of its labels: only the true logits remain "
         "(a single true class gives a loss of exactly 0).",
     ),
+    "BucketCollision": (
+        EDGE_CASE,
+        "Different ids share a bucket: the bucket is hit once per step and their "
+        "probabilities are those of the bucket.",
+    ),
+    "LearningRateOne": (EDGE_CASE, "learning_rate 1: the gap is the last interval."),
+    "WidenedIds": (EDGE_CASE, "ids given as int32 are hashed as the int64 of the same value."),
     "SingleColumn": (EDGE_CASE, "One candidate only: the loss is exactly 0."),
     "ZeroSampleWeight": (EDGE_CASE, "Some rows have weight 0."),
     "NoDuplicateIds": (EDGE_CASE, "candidate_ids without duplicates: nothing is masked."),
@@ -217,6 +306,19 @@ NOTES: dict[str, tuple[str, str]] = {
         "NaN or inf).",
     ),
     "InvalidChunkSize": (INVALID_INPUT, "chunk_size < 1; the call must raise."),
+    "InvalidScale": (
+        INVALID_INPUT,
+        "A negative or non-finite logit_scale, or a non-finite logit_bias; the call must raise.",
+    ),
+    "InvalidLabelSmoothing": (
+        INVALID_INPUT,
+        "label_smoothing outside [0, 1); the call must raise.",
+    ),
+    "NonIncreasingStep": (
+        INVALID_INPUT,
+        "A step that is not >= 1 and strictly greater than the previous one; the call must raise.",
+    ),
+    "InvalidLearningRate": (INVALID_INPUT, "learning_rate outside (0, 1]; the call must raise."),
     "InvalidProbability": (
         INVALID_INPUT,
         "candidate_sampling_probability outside [0, 1] or NaN; the call must raise.",

@@ -649,6 +649,187 @@ def full_softmax_loss_grad(
     return value, dq, dc, db, dtau
 
 
+# --- contrastive losses -------------------------------------------------------------
+
+
+def _transpose(m):
+    return [list(col) for col in zip(*m, strict=True)]
+
+
+def _matmul(a, b):
+    """``a @ b`` for nested lists of mpf (``b`` given row-major)."""
+    bt = _transpose(b)
+    return [[mpmath.fdot(zip(row, col, strict=True)) for col in bt] for row in a]
+
+
+def _scale(m, factor):
+    return [[factor * v for v in row] for row in m]
+
+
+def _add(a, b):
+    return [[x + y for x, y in zip(ra, rb, strict=True)] for ra, rb in zip(a, b, strict=True)]
+
+
+def _clip_labels(num, label_smoothing):
+    """None (the diagonal), or label weights ``(1 - e) I + e / B``."""
+    eps = mpf(label_smoothing)
+    if eps == 0:
+        return None
+    return [[(1 - eps) * (i == j) + eps / num for j in range(num)] for i in range(num)]
+
+
+def clip_loss(image, text, logit_scale, *, label_smoothing=0.0, reduction="mean"):
+    """``(CE of the rows of S + CE of its columns) / 2`` with ``S = t I T^T``."""
+    _require_precision()
+    s = _scale(scores(image, text), mpf(logit_scale))
+    labels = _clip_labels(len(s), label_smoothing)
+    _, rows = softmax_cross_entropy(s, labels, None, None, "none")
+    _, cols = softmax_cross_entropy(_transpose(s), labels, None, None, "none")
+    per = [(r + c) / 2 for r, c in zip(rows, cols, strict=True)]
+    return _reduce(per, reduction, len(per))
+
+
+def clip_loss_grad(image, text, logit_scale, *, label_smoothing=0.0, reduction="mean"):
+    """``(loss, dI, dT, dt)``: ``dS = r (G_rows + G_cols^T) / 2``, then through ``S = t I T^T``."""
+    value = clip_loss(
+        image, text, logit_scale, label_smoothing=label_smoothing, reduction=reduction
+    )
+    t = mpf(logit_scale)
+    raw = scores(image, text)
+    s = _scale(raw, t)
+    labels = _clip_labels(len(s), label_smoothing)
+    _, g_rows = softmax_cross_entropy_grad(s, labels, None, None, "sum")
+    _, g_cols = softmax_cross_entropy_grad(_transpose(s), labels, None, None, "sum")
+    r = ONE if reduction == "sum" else ONE / len(s)
+    ds = _scale(_add(g_rows, _transpose(g_cols)), r / 2)
+    di = _scale(_matmul(ds, _matrix(text)), t)
+    dt_ = _scale(_matmul(_transpose(ds), _matrix(image)), t)
+    dscale = mpmath.fsum(
+        g * v for gr, vr in zip(ds, raw, strict=True) for g, v in zip(gr, vr, strict=True)
+    )
+    return value, di, dt_, dscale
+
+
+def siglip_loss(image, text, logit_scale, logit_bias, *, reduction="mean"):
+    """``sum_ij softplus(-z_ij (t x_i.y_j + b))``, reduced over rows (mean divides by B)."""
+    _require_precision()
+    logits = [[mpf(logit_scale) * v + mpf(logit_bias) for v in row] for row in scores(image, text)]
+    eye = [[ONE if i == j else ZERO for j in range(len(logits))] for i in range(len(logits))]
+    rows = sigmoid_cross_entropy_rows(logits, eye)
+    return _reduce(rows, reduction, len(rows))
+
+
+def siglip_loss_grad(image, text, logit_scale, logit_bias, *, reduction="mean"):
+    """``(loss, dX, dY, dt, db)`` from ``G = r (sigma(S) - I)``."""
+    value = siglip_loss(image, text, logit_scale, logit_bias, reduction=reduction)
+    t = mpf(logit_scale)
+    raw = scores(image, text)
+    logits = [[t * v + mpf(logit_bias) for v in row] for row in raw]
+    num = len(logits)
+    eye = [[ONE if i == j else ZERO for j in range(num)] for i in range(num)]
+    r = ONE if reduction == "sum" else ONE / num
+    g = _scale(sigmoid_cross_entropy_row_grads(logits, eye), r)
+    dx = _scale(_matmul(g, _matrix(text)), t)
+    dy = _scale(_matmul(_transpose(g), _matrix(image)), t)
+    pairs = [(gv, v) for gr, vr in zip(g, raw, strict=True) for gv, v in zip(gr, vr, strict=True)]
+    return value, dx, dy, mpmath.fsum(gv * v for gv, v in pairs), mpmath.fsum(gv for gv, _ in pairs)
+
+
+def _self_scores(samples, temperature):
+    """``S = Z Z^T / tau`` with each sample's similarity to itself at -inf."""
+    s = scores(samples, samples, temperature)
+    return [[NEG_INF if i == j else v for j, v in enumerate(row)] for i, row in enumerate(s)]
+
+
+def _self_grads(samples, g, temperature):
+    """``dZ = (G + G^T) Z / tau`` and ``dtau = -sum(G * Z Z^T) / tau^2``."""
+    tau = mpf(temperature)
+    z = _matrix(samples)
+    dz = _scale(_matmul(_add(g, _transpose(g)), z), 1 / tau)
+    raw = scores(samples, samples)
+    dtau = -mpmath.fsum(
+        gv * v for gr, vr in zip(g, raw, strict=True) for gv, v in zip(gr, vr, strict=True)
+    ) / (tau * tau)
+    return dz, dtau
+
+
+def nt_xent_loss(view_a, view_b, *, temperature, reduction="mean"):
+    """Each of the 2B views against the other 2B - 1; the positive is the other view."""
+    _require_precision()
+    z = list(view_a) + list(view_b)
+    num = len(view_a)
+    s = _self_scores(z, temperature)
+    _, rows = softmax_cross_entropy(
+        s, [(k + num) % (2 * num) for k in range(2 * num)], None, None, "none"
+    )
+    return _reduce(rows, reduction, 2 * num)
+
+
+def nt_xent_loss_grad(view_a, view_b, *, temperature, reduction="mean"):
+    """``(loss, da, db, dtau)``."""
+    value = nt_xent_loss(view_a, view_b, temperature=temperature, reduction=reduction)
+    z = list(view_a) + list(view_b)
+    num = len(view_a)
+    s = _self_scores(z, temperature)
+    labels = [(k + num) % (2 * num) for k in range(2 * num)]
+    _, g = softmax_cross_entropy_grad(s, labels, None, None, reduction)
+    dz, dtau = _self_grads(z, g, temperature)
+    return value, dz[:num], dz[num:], dtau
+
+
+def _supcon_weights(labels):
+    """Label weights ``1/|P(i)|`` on the anchor's positives; a row of zeros without any."""
+    num = len(labels)
+    out = []
+    for i in range(num):
+        positives = [j for j in range(num) if j != i and labels[j] == labels[i]]
+        row = [ZERO] * num
+        for j in positives:
+            row[j] = ONE / len(positives)
+        out.append(row)
+    return out
+
+
+def supcon_loss(embeddings, labels, *, temperature, base_temperature=None, reduction="mean"):
+    """The "out" form; anchors without a positive give 0 and leave the mean."""
+    _require_precision()
+    s = _self_scores(embeddings, temperature)
+    weights = _supcon_weights(labels)
+    _, rows = softmax_cross_entropy(s, weights, None, None, "none")
+    factor = ONE if base_temperature is None else mpf(temperature) / mpf(base_temperature)
+    rows = [factor * v for v in rows]
+    if reduction == "none":
+        return rows
+    total = mpmath.fsum(rows)
+    if reduction == "sum":
+        return total
+    anchors = sum(1 for w in weights if any(x != 0 for x in w))
+    return total / max(anchors, 1)
+
+
+def supcon_loss_grad(embeddings, labels, *, temperature, base_temperature=None, reduction="mean"):
+    """``(loss, dE, dtau)``; with a base temperature ``dtau`` gains ``L / tau``."""
+    value = supcon_loss(
+        embeddings,
+        labels,
+        temperature=temperature,
+        base_temperature=base_temperature,
+        reduction=reduction,
+    )
+    s = _self_scores(embeddings, temperature)
+    weights = _supcon_weights(labels)
+    _, g = softmax_cross_entropy_grad(s, weights, None, None, "sum")
+    factor = ONE if base_temperature is None else mpf(temperature) / mpf(base_temperature)
+    if reduction == "mean":
+        anchors = sum(1 for w in weights if any(x != 0 for x in w))
+        factor = factor / max(anchors, 1)
+    g = _scale(g, factor)
+    de, dtau = _self_grads(embeddings, g, temperature)
+    if base_temperature is not None:
+        dtau += value / mpf(temperature)
+    return value, de, dtau
+
+
 # --- nested lists ---------------------------------------------------------------------
 
 

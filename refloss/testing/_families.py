@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "SEQUENCE_FAMILIES",
+    "FrequencyAdapter",
     "SequenceAdapter",
     "load_impl",
     "reference_callable",
@@ -48,9 +49,58 @@ class SequenceAdapter(Protocol):
         """Advance the state by one step and return ``(state, outputs)``."""
 
 
+class FrequencyAdapter:
+    """The fixture protocol of :mod:`refloss.frequency`: ``update``, then ``probability``.
+
+    ``step`` returns the new state and the outputs ``buckets`` (the ids' buckets under each
+    hash), ``probability`` (of the step's ids, read after the update), ``gap`` and
+    ``last_step`` (the whole state).
+    """
+
+    @staticmethod
+    def init(
+        *, xp: Any, num_buckets: int, num_hashes: int = 1, initial_gap: float = 100.0, seed: int = 0
+    ) -> Any:
+        """The initial state, on the namespace's default device."""
+        from refloss import frequency
+
+        return frequency.init(
+            num_buckets, num_hashes=num_hashes, initial_gap=initial_gap, seed=seed, xp=xp
+        )
+
+    @staticmethod
+    def step(
+        state: Any,
+        ids: Any,
+        /,
+        *,
+        step: int,
+        learning_rate: float = 0.01,
+        first_sighting: str = "update",
+        min_probability: float = 1e-6,
+    ) -> tuple[Any, dict[str, Any]]:
+        """One ``update`` with the step's ids, then ``probability`` of the same ids."""
+        from refloss import frequency
+
+        state = frequency.update(
+            state, ids, step=step, learning_rate=learning_rate, first_sighting=first_sighting
+        )
+        outputs = {
+            "buckets": frequency.buckets(
+                ids, seeds=state.seeds, num_buckets=int(state.gap.shape[1])
+            ),
+            "probability": frequency.probability(state, ids, min_probability=min_probability),
+            "gap": state.gap,
+            "last_step": state.last_step,
+        }
+        return state, outputs
+
+
 #: Adapters for refloss's own sequence fixtures, keyed by the file's ``function`` field.
 #: Each value is a zero-argument factory (so that nothing is imported before it is needed).
-SEQUENCE_FAMILIES: dict[str, Callable[[], SequenceAdapter]] = {}
+SEQUENCE_FAMILIES: dict[str, Callable[[], SequenceAdapter]] = {
+    "refloss.frequency": FrequencyAdapter,
+}
 
 
 def _import_dotted(name: str) -> Any:
