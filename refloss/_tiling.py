@@ -33,9 +33,13 @@ final row statistics.
 How the work is cut (:func:`plan_tiles`):
 
 * eager backends (NumPy, PyTorch, CuPy, array-api-strict): blocks of ``BLOCK_ROWS`` (128)
-  rows; only when a block of full rows would hold more than ``MAX_TILE_ENTRIES`` (2**23)
-  logits, that is for ``N > 65536``, chunks of ``MAX_TILE_ENTRIES // BLOCK_ROWS`` columns
+  rows; only when a block of full rows would hold more than ``MAX_TILE_ENTRIES`` (2**22)
+  logits, that is for ``N > 32768``, chunks of ``MAX_TILE_ENTRIES // BLOCK_ROWS`` columns
   (a chunked value-and-gradient scores every tile twice, so chunks are a last resort).
+  A float32 tile of 2**22 logits is 16 MiB; at 2**23 (32 MiB) each temporary of a tile
+  reaches glibc's largest mmap threshold and is mapped and page-faulted afresh: the
+  chunked ``value_and_grad`` of ``full_softmax_loss`` (B = 256, 10**6 classes, D = 64,
+  NumPy) took 4.7x the logits matmul with 65536-column chunks and 3.3x with 32768;
   Measured on 2 cores, float32, D = 128 (median of interleaved per-round ratios to the
   logits matmul): at B = N = 32768, ``value_and_grad`` took 6.7x the matmul with 16-row
   blocks, 3.1x (NumPy) and 2.7x (PyTorch) with 128-row blocks of full rows, 3.1x and 3.5x
@@ -78,9 +82,9 @@ __all__ = [
 #: Rows per block on eager backends: enough for the three matmuls of a block to run at
 #: full speed, few enough that a tile's elementwise passes stay near the cache.
 BLOCK_ROWS = 128
-#: Most logits in one tile (32 MiB of float32) before the columns are cut into chunks:
-#: memory stays O(BLOCK_ROWS x N) up to N = 65536, and O(MAX_TILE_ENTRIES) beyond.
-MAX_TILE_ENTRIES = 2**23
+#: Most logits in one tile (16 MiB of float32) before the columns are cut into chunks:
+#: memory stays O(BLOCK_ROWS x N) up to N = 32768, and O(MAX_TILE_ENTRIES) beyond.
+MAX_TILE_ENTRIES = 2**22
 
 
 class Plan(NamedTuple):
@@ -150,7 +154,7 @@ class _ScoreOperands(NamedTuple):
     Fusion: :math:`Q' C^\top + 1 b^\top = [Q', 1]\,[C, b]^\top`, one matmul with an
     inner dimension of ``D + 1`` instead of a matmul and a pass over the tile. The
     augmented copies cost :math:`O((B + N) D)` memory, made once per call, so they are
-    made only when the columns are not cut into chunks (``N <= 65536`` by default); a
+    made only when the columns are not cut into chunks (``N <= 32768`` by default); a
     problem wide enough to be chunked adds ``bias`` to each tile instead, and its memory
     stays :math:`O(\text{block} \times \text{chunk})` beyond the inputs.
     """

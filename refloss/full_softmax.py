@@ -127,8 +127,8 @@ def full_softmax_loss(
         None means 1. A 0-D array can be differentiated.
     chunk_size : int, optional
         Classes scored at a time (an execution strategy: the numbers are the same up to
-        rounding). None: chunks of ``2**23 / 128 = 65536`` classes for blocks of 128 rows
-        once a block of full rows would hold more than ``2**23`` logits, one chunk below
+        rounding). None: chunks of ``2**22 / 128 = 32768`` classes for blocks of 128 rows
+        once a block of full rows would hold more than ``2**22`` logits, one chunk below
         that, and one chunk on JAX; see :mod:`refloss._tiling`.
     reduction : {"none", "sum", "mean"}, default "none"
         ``"none"``: the ``(B,)`` vector of row losses; ``"sum"``; ``"mean"`` over B rows.

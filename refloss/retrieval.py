@@ -239,7 +239,7 @@ def retrieval_loss(
         JAX (also under ``jax.jit``); see :mod:`refloss._tiling`.
     chunk_size : int, optional
         Columns per chunk; None cuts columns only when a block of full rows would hold more
-        than 2**23 logits (N > 65536 with 128-row blocks). Must be None or >= N with
+        than 2**22 logits (N > 32768 with 128-row blocks). Must be None or >= N with
         ``num_hard_negatives``, which ranks whole rows.
     xp : namespace, optional
         Array namespace; inferred from the arrays when None.

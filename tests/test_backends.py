@@ -47,6 +47,13 @@ def _inputs(seed=0):
         "sec": rng.uniform(0.05, 2.0, 5),
         "cls_labels": np.array([2, 8, 2, 0], dtype=np.int64),
     }
+    contrastive_inputs = {
+        "text": rng.standard_normal((B, D)),
+        "scale": np.asarray(2.5),
+        "bias": np.asarray(-1.5),
+        "tau": np.asarray(0.7),
+        "classes": np.array([1, 1, 0, 3], dtype=np.int64),  # anchor 2 and 3 without a positive
+    }
     return {
         "q": q,
         "c": c,
@@ -56,6 +63,7 @@ def _inputs(seed=0):
         "mask": mask,
         "w": w,
         **sampled_inputs,
+        **contrastive_inputs,
     }
 
 
@@ -118,6 +126,22 @@ def _ref_full(a, **options):
     if options.get("reduction", "none") == "none":
         return (oracle.full_softmax_loss(a["q"], a["W"], **kw),)
     return oracle.full_softmax_loss_grad(a["q"], a["W"], **kw)[:3]
+
+
+def _ref_contrastive(name, a, reduction):
+    """The oracle's loss (and gradients of every positional array and 0-D parameter)."""
+    if name == "clip_loss":
+        args, kw = (a["q"], a["text"], a["scale"]), {}
+    elif name == "siglip_loss":
+        args, kw = (a["q"], a["text"], a["scale"], a["bias"]), {}
+    elif name == "nt_xent_loss":
+        args, kw = (a["q"], a["text"]), {"temperature": a["tau"]}
+    else:
+        args, kw = (a["q"],), {"labels": a["classes"], "temperature": a["tau"]}
+    if reduction == "none":
+        return (getattr(oracle, name)(*args, **kw, reduction="none"),)
+    out = getattr(oracle, f"{name}_grad")(*args, **kw, reduction=reduction)
+    return out if name in ("clip_loss", "siglip_loss") else out[:-1]
 
 
 # Each entry: (positional input names, keyword array inputs {kwarg: input name},
@@ -218,6 +242,62 @@ SPECS = {
         {**FULL_OPTIONS, "reduction": "mean"},
         refloss.value_and_grad(refloss.full_softmax_loss),
         lambda a: _ref_full(a, reduction="mean"),
+    ),
+    "clip_loss": (
+        ("q", "text", "scale"),
+        {},
+        {"reduction": "none"},
+        refloss.clip_loss,
+        lambda a: _ref_contrastive("clip_loss", a, "none"),
+    ),
+    "value_and_grad_clip_loss": (
+        ("q", "text", "scale"),
+        {},
+        {},
+        refloss.value_and_grad(refloss.clip_loss),
+        lambda a: _ref_contrastive("clip_loss", a, "mean"),
+    ),
+    "siglip_loss": (
+        ("q", "text", "scale", "bias"),
+        {},
+        {"reduction": "none"},
+        refloss.siglip_loss,
+        lambda a: _ref_contrastive("siglip_loss", a, "none"),
+    ),
+    "value_and_grad_siglip_loss": (
+        ("q", "text", "scale", "bias"),
+        {},
+        {"reduction": "sum"},
+        refloss.value_and_grad(refloss.siglip_loss),
+        lambda a: _ref_contrastive("siglip_loss", a, "sum"),
+    ),
+    "nt_xent_loss": (
+        ("q", "text"),
+        {"temperature": "tau"},
+        {"reduction": "none"},
+        refloss.nt_xent_loss,
+        lambda a: _ref_contrastive("nt_xent_loss", a, "none"),
+    ),
+    "value_and_grad_nt_xent_loss": (
+        ("q", "text"),
+        {"temperature": "tau"},
+        {},
+        refloss.value_and_grad(refloss.nt_xent_loss),
+        lambda a: _ref_contrastive("nt_xent_loss", a, "mean"),
+    ),
+    "supcon_loss": (
+        ("q",),
+        {"labels": "classes", "temperature": "tau"},
+        {"reduction": "none"},
+        refloss.supcon_loss,
+        lambda a: _ref_contrastive("supcon_loss", a, "none"),
+    ),
+    "value_and_grad_supcon_loss": (
+        ("q",),
+        {"labels": "classes", "temperature": "tau"},
+        {},
+        refloss.value_and_grad(refloss.supcon_loss),
+        lambda a: _ref_contrastive("supcon_loss", a, "mean"),
     ),
     "logq_correction": (
         ("logits", "p"),

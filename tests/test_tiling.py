@@ -576,22 +576,22 @@ def _covers(slices, size):
 
 def test_documented_tile_constants():
     assert BLOCK_ROWS == 128  # "blocks of 128 rows" (retrieval_loss docstring)
-    assert MAX_TILE_ENTRIES == 2**23  # "more than 2**23 logits" (retrieval_loss docstring)
+    assert MAX_TILE_ENTRIES == 2**22  # "more than 2**22 logits" (retrieval_loss docstring)
 
 
 def test_eager_default_cuts_rows_only_while_full_rows_fit():
-    # blocks of 128 rows of full rows up to N = 2**23 / 128 = 65536
+    # blocks of 128 rows of full rows up to N = 2**22 / 128 = 32768
     plan = plan_tiles(1000, 5000, lazy=False)
     assert _sizes(plan.row_blocks) == [128] * 7 + [1000 - 7 * 128]
     assert plan.col_chunks == (slice(0, 5000),)
-    assert plan_tiles(300, 65536, lazy=False).col_chunks == (slice(0, 65536),)
+    assert plan_tiles(300, 32768, lazy=False).col_chunks == (slice(0, 32768),)
     # a batch smaller than one block is one block
     assert plan_tiles(100, 1000, lazy=False) == Plan((slice(0, 100),), (slice(0, 1000),))
-    # N = 70000: 128 full rows would exceed 2**23 logits, so the columns are cut into
-    # chunks of 2**23 // 128 = 65536
-    plan = plan_tiles(300, 70000, lazy=False)
+    # N = 40000: 128 full rows would exceed 2**22 logits, so the columns are cut into
+    # chunks of 2**22 // 128 = 32768
+    plan = plan_tiles(300, 40000, lazy=False)
     assert _sizes(plan.row_blocks) == [128, 128, 44]
-    assert _sizes(plan.col_chunks) == [65536, 70000 - 65536]
+    assert _sizes(plan.col_chunks) == [32768, 40000 - 32768]
 
 
 def test_whole_rows_forces_one_chunk():
@@ -618,9 +618,9 @@ def test_explicit_sizes_override_either_rule():
         (slice(0, 3),), (slice(0, 5),)
     )
     # a given block_size alone: columns are cut when its full rows do not fit
-    plan = plan_tiles(4, 2**23, lazy=False, block_size=2)
+    plan = plan_tiles(4, 2**22, lazy=False, block_size=2)
     assert _sizes(plan.row_blocks) == [2, 2]
-    assert _sizes(plan.col_chunks) == [2**22] * 2
+    assert _sizes(plan.col_chunks) == [2**21] * 2
     # a given chunk_size alone, lazy: one block of rows
     assert plan_tiles(5, 9, lazy=True, chunk_size=4).row_blocks == (slice(0, 5),)
 
@@ -634,7 +634,7 @@ def test_huge_n_plan_has_no_one_row_blocks_and_bounded_tiles():
     assert min(rows) == BLOCK_ROWS > 1
     assert len(plan.col_chunks) > 1
     assert max(rows) * max(cols) <= MAX_TILE_ENTRIES
-    # the tiles are not needlessly small either: each holds a full 2**23 logits
+    # the tiles are not needlessly small either: each holds a full 2**22 logits
     assert min(rows) * min(cols) == MAX_TILE_ENTRIES
 
 

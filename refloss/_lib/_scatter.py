@@ -39,8 +39,9 @@ def scatter_add(size: int, index: Array, values: Array, *, xp: ArrayNamespace) -
 
     Notes
     -----
-    NumPy: ``numpy.add.at``; CuPy: ``cupyx.scatter_add``; PyTorch: ``Tensor.index_add``
-    (differentiable by autograd); JAX: ``.at[index].add`` (traceable under ``jax.jit``).
+    NumPy: ``numpy.add.at``; CuPy: ``cupyx.scatter_add``; PyTorch: ``Tensor.index_add_``
+    on the fresh zeros (differentiable by autograd); JAX: ``.at[index].add`` (traceable
+    under ``jax.jit``).
     Any other namespace: the one-hot product :math:`E^\top V` with
     :math:`E_{mk} = [\mathrm{index}_m = k]`, which costs :math:`O(M \cdot \mathrm{size})`
     memory and is meant for small problems (array-api-strict in tests).
@@ -50,7 +51,7 @@ def scatter_add(size: int, index: Array, values: Array, *, xp: ArrayNamespace) -
     if is_jax_array(out):
         return out.at[index].add(values)
     if is_torch_array(out):
-        return out.index_add(0, index, values)
+        return out.index_add_(0, index, values)  # in place on its own zeros; autograd records it
     if is_numpy_array(out):
         sys.modules["numpy"].add.at(out, index, values)
         return out
