@@ -24,6 +24,7 @@ NAMES = (
     "temperature",
     "hard_negatives",
     "sampled_bias",
+    "frequency_simulation",
     "frequency_training",
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -150,6 +151,121 @@ def test_sampled_bias_logq_removes_the_bias(monkeypatch: pytest.MonkeyPatch) -> 
     assert d.group_ratio(d.push_logq, tail) == pytest.approx(1.0, abs=0.15)
     # The push of the full softmax is a probability: one unit per row.
     assert d.push_full.sum() == pytest.approx(8.0)
+
+
+def test_frequency_simulation_draws_the_inclusion_probabilities(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fig = _load("frequency_simulation", monkeypatch)
+    rank = np.arange(1, fig.NUM_ITEMS + 1, dtype=np.float64)
+    weights = rank**2 / np.sum(rank**2)
+    exact = fig.inclusion_probability(weights, fig.BATCH)
+    assert exact.sum() == pytest.approx(fig.BATCH, abs=1e-9)
+    # The exponential keys and NumPy's sequential draw without replacement give batches
+    # of distinct items that contain item k with probability pi_k (z-scores of the counts
+    # over 3000 batches, for the items expected at least 5 times: mean square about 1,
+    # none far out).
+    num = 3000
+    keys = fig.draw_batches(weights, num, np.random.default_rng(5))
+    rng = np.random.default_rng(6)
+    choice = np.stack(
+        [rng.choice(fig.NUM_ITEMS, fig.BATCH, replace=False, p=weights) for _ in range(num)]
+    )
+    for batches in (keys, choice):
+        assert all(np.unique(row).size == fig.BATCH for row in batches)
+        counts = np.bincount(batches.ravel(), minlength=fig.NUM_ITEMS)
+        z = (counts - num * exact) / np.sqrt(num * exact * (1 - exact))
+        z = z[num * exact >= 5]
+        assert np.mean(z**2) < 1.25
+        assert np.abs(z).max() < 5.0
+    # 128 q is not the inclusion probability: the head is in fewer batches than 128 q says.
+    assert exact.max() == pytest.approx(0.35273, abs=1e-5)
+    assert fig.BATCH * weights.max() == pytest.approx(0.38342, abs=1e-5)
+
+
+def test_frequency_simulation_claims(monkeypatch: pytest.MonkeyPatch) -> None:
+    fig = _load("frequency_simulation", monkeypatch)
+    d = fig.compute()
+    alpha = d.alphas.tolist()
+    assert alpha == [0.01, 0.05, 0.1]
+    assert d.hashes.tolist() == [1, 2, 4]
+    # A perfect estimator scores about 0.023 against the paper's target 128 q.
+    floor = np.abs(d.inclusion - fig.BATCH * d.weights).sum() / (2 * fig.BATCH)
+    assert 0.02 < floor < 0.027
+    steady = d.steady(d.errors_alpha)
+    separate = d.steady(d.errors_separate)
+    paper = d.steady(d.errors_alpha_paper)
+    # A smaller alpha has the lower steady-state error, with and without shared buckets,
+    # and against either target.
+    assert steady[0] * 1.1 < steady[1]
+    assert steady[1] * 1.1 < steady[2]
+    assert separate[0] * 1.7 < separate[1]
+    assert separate[1] * 1.3 < separate[2]
+    assert paper[0] < paper[1] < paper[2]
+    assert np.all((paper > steady) & (paper < steady + floor))
+    # Without collisions the error is what the stationary variance of Proposition 4.1,
+    # alpha / (2 - alpha) Var(gap), predicts (slightly above: Jensen, and at alpha = 0.01
+    # the rare items still remember B = 100).
+    ratio = separate / d.predicted_separate
+    assert np.all((ratio > 1.0) & (ratio < 1.2))
+    assert ratio[1] < 1.08
+    assert ratio[2] < 1.08
+    # A larger alpha forgets the initialisation sooner and follows the switch sooner.
+    settle = d.settling(d.errors_alpha)
+    settle_separate = d.settling(d.errors_separate)
+    for s in (settle, settle_separate):
+        assert s[0] > 3 * s[1]
+        assert s[1] > 1.5 * s[2]
+    # At alpha = 0.01 the items of middling frequency are still converging at the end.
+    slow = d.errors_separate[0]
+    assert d.window(slow, 16_000, 17_000) > 1.1 * d.window(slow, 19_000, 20_000)
+    recovery = d.recovery(d.errors_alpha)
+    assert np.all(recovery > 0)
+    assert recovery[0] > 3 * recovery[1]
+    assert recovery[1] > 1.2 * recovery[2]
+    # Everything is wrong right after the switch.
+    assert np.all(d.errors_alpha[:, d.steps == fig.SWITCH + fig.EVERY] > 0.6)
+    # With one hash of 5000 buckets, about 18 % of the items share a bucket (1000 (1 -
+    # (1 - 1/5000)^999) = 181 expected) and they make most of the error at alpha = 0.01.
+    assert 150 < d.shared.sum() < 215
+    at_switch = d.at_switch_alpha[0]
+    assert d.error(at_switch, d.shared) > 0.7 * d.error(at_switch)
+    assert steady[0] > 2.5 * separate[0]
+    # At equal memory (5000 buckets) more hashes lower the error: H = 2 by a third or more,
+    # H = 4 lowers it further, most clearly after the switch.
+    hashes = d.steady(d.errors_hashes)
+    hashes_after = d.steady_after(d.errors_hashes)
+    assert hashes[1] < 0.7 * hashes[0]
+    assert hashes[2] < hashes[1]
+    assert hashes_after[1] < 0.7 * hashes_after[0]
+    assert hashes_after[2] < 0.85 * hashes_after[1]
+    separate_after = d.steady_after(d.errors_separate)[alpha.index(fig.HASH_ALPHA)]
+    assert hashes_after[2] == pytest.approx(separate_after, rel=0.15)
+    # Not with fewer buckets than items: at 500 in total each extra hash makes it worse.
+    sweep = dict(zip(d.sweep_buckets.tolist(), d.steady_sweep.T, strict=True))
+    assert sweep[500][0] * 1.15 < sweep[500][1]
+    assert sweep[500][1] * 1.15 < sweep[500][2]
+    assert sweep[1000][2] > 1.2 * max(sweep[1000][0], sweep[1000][1])
+    assert sweep[1000][1] == pytest.approx(sweep[1000][0], rel=0.15)
+    for total in (5000, 10_000, 20_000):
+        assert sweep[total][1] < 0.8 * sweep[total][0]
+        assert sweep[total][2] < 0.8 * sweep[total][0]
+    # At 20000 buckets H = 4 is at the error without collisions; H = 1 is well above it.
+    no_collision = separate[alpha.index(fig.HASH_ALPHA)]
+    assert sweep[20_000][1] == pytest.approx(no_collision, rel=0.1)
+    assert sweep[20_000][2] == pytest.approx(no_collision, rel=0.1)
+    assert sweep[20_000][0] > 1.3 * no_collision
+    # Items that stop appearing keep their estimate: those not drawn after the switch still
+    # read about their old probability, and make a large part of the final error.
+    gone = d.last_seen <= fig.SWITCH
+    assert 5 <= gone.sum() <= 30
+    after = d.inclusion[::-1]
+    assert np.all(after[gone] < 1e-3)
+    assert np.all(d.at_end_separate[:, gone] > 0.2)
+    terms = np.abs(d.at_end_separate - after)
+    share = terms[:, gone].sum(axis=1) / terms.sum(axis=1)
+    assert share[0] > 0.3  # alpha = 0.01
+    assert np.all(share > 0.15)
 
 
 def test_frequency_training_estimator_matches_true_correction(
