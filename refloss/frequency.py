@@ -60,7 +60,7 @@ Each of these changes the numbers; refloss fixes them as follows.
 * **Read after update.** At step :math:`t`, call :func:`update` with the batch, then
   :func:`probability` for the batch's candidates. The estimate then includes the batch
   being corrected: an item seen for the first time already moves away from the prior
-  :math:`1/B_0`, and an item seen every step reads exactly 1.
+  :math:`1/B_0`, and an item seen every step tends to 1 (never above it).
 * **Unseen ids** read :math:`1/B_0` (``1 / initial_gap``), clipped, unless they collide
   with an id seen before.
 * **Clipping** to :math:`[p_\text{min}, 1]`, with ``min_probability`` = :math:`10^{-6}`
