@@ -26,6 +26,7 @@ NAMES = (
     "sampled_bias",
     "frequency_simulation",
     "frequency_training",
+    "contrastive",
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -308,3 +309,86 @@ def test_frequency_training_estimator_matches_true_correction(
     # A tail item read above 0.02 shares its bucket with another item.
     assert d.shares_bucket.sum() == 198
     assert np.all(d.shares_bucket[(d.group == 2) & (d.estimated > 0.02)])
+
+
+def test_contrastive_scale_and_gradient_balance(monkeypatch: pytest.MonkeyPatch) -> None:
+    import refloss
+
+    fig = _load("contrastive", monkeypatch)
+    d = fig.compute()
+    num = d.image.shape[0]
+    eye = np.eye(num, dtype=bool)
+    s = d.image @ d.text.T
+    np.testing.assert_allclose(np.linalg.norm(d.image, axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(d.text, axis=1), 1.0, rtol=1e-12)
+    # Every positive leads its row and its column; the smallest margin is 0.021.
+    others = np.where(eye, -np.inf, s)
+    margin = np.minimum(np.diag(s) - others.max(axis=1), np.diag(s) - others.max(axis=0))
+    assert margin.min() == pytest.approx(0.0212, abs=1e-4)
+
+    def softplus(x):
+        return np.logaddexp(0.0, x)
+
+    def sigmoid(x):
+        return np.exp(-softplus(-x))
+
+    def lse(a, axis):
+        m = a.max(axis=axis, keepdims=True)
+        return m + np.log(np.exp(a - m).sum(axis=axis, keepdims=True))
+
+    # t = 0: every logit equal. CLIP is log B; SigLIP softplus(-b) + (B - 1) softplus(b).
+    assert d.clip_at_zero == pytest.approx(np.log(num), rel=1e-12)
+    closed = softplus(-d.biases) + (num - 1) * softplus(d.biases)
+    np.testing.assert_allclose(d.siglip_at_zero, closed, rtol=1e-12)
+    assert d.siglip_at_zero[0] == pytest.approx(10.00073, abs=1e-5)
+    assert d.siglip_at_zero[1] == pytest.approx(3.74067, abs=1e-5)
+    # b = -log(B - 1) is the optimum at t = 0: refloss's derivative in b vanishes there.
+    assert d.biases[1] == pytest.approx(-np.log(num - 1), rel=1e-15)
+    bias_grad = refloss.value_and_grad(refloss.siglip_loss, wrt=("logit_bias",))
+    _, (d_b,) = bias_grad(d.image, d.text, 0.0, np.asarray(d.biases[1]))
+    assert abs(float(d_b)) < 1e-12
+    # Every plotted value and every gradient matrix G = dL/dS (read from refloss's
+    # gradient) equals the closed form, computed here without refloss.
+    for k, t in enumerate(d.scales):
+        scores = t * s
+        rows = lse(scores, 1) - scores
+        cols = lse(scores, 0) - scores
+        clip = np.mean((np.diag(rows) + np.diag(cols)) / 2)
+        assert d.clip[k] == pytest.approx(clip, rel=1e-12)
+        g_clip = (np.exp(-rows) + np.exp(-cols) - 2 * eye) / (2 * num)
+        np.testing.assert_allclose(d.clip_grad[k], g_clip, rtol=0, atol=1e-11 * abs(g_clip).max())
+        for m, b in enumerate(d.biases):
+            logits = scores + b
+            siglip = np.sum(softplus(np.where(eye, -logits, logits))) / num
+            assert d.siglip[m, k] == pytest.approx(siglip, rel=1e-12)
+            g_siglip = (sigmoid(logits) - eye) / num
+            np.testing.assert_allclose(
+                d.siglip_grad[m, k], g_siglip, rtol=0, atol=1e-11 * abs(g_siglip).max()
+            )
+    # CLIP: from log B toward 0, eventually as exp(-t x the smallest margin).
+    assert d.clip[0] < np.log(num)
+    assert np.all(np.diff(d.clip) < 0)
+    assert d.clip[-1] < 0.005
+    slope = np.diff(np.log(d.clip[-2:])) / np.diff(d.scales[-2:])
+    assert slope[0] == pytest.approx(-margin.min(), rel=0.02)
+    # SigLIP with a fixed bias: a minimum inside the range, then growing about linearly.
+    for curve in d.siglip:
+        low = int(np.argmin(curve))
+        assert 0 < low < curve.size - 1
+        assert curve[-1] > 10 * curve[low]
+    # CLIP's positives carry exactly half of sum |G| at every scale.
+    np.testing.assert_allclose(d.positive_share(d.clip_grad), 0.5, rtol=0, atol=1e-12)
+    # SigLIP's share tends to (1 - s(b)) / (1 - s(b) + (B - 1) s(b)) as t -> 0: 1/2 only at
+    # b = -log(B - 1); 99.93 % at b = -10, still above 99 % at SigLIP's initial t = 10.
+    share = d.positive_share(d.siglip_grad)
+    limit = (1 - sigmoid(d.biases)) / (1 - sigmoid(d.biases) + (num - 1) * sigmoid(d.biases))
+    assert limit[1] == pytest.approx(0.5, rel=1e-12)
+    assert limit[0] == pytest.approx(0.99932, abs=1e-5)
+    np.testing.assert_allclose(share[:, 0], limit, atol=0.003)
+    at_init = int(np.argmin(np.abs(d.scales - fig.SIGLIP_INIT_SCALE)))
+    assert d.scales[at_init] == pytest.approx(10.0)
+    assert share[0, at_init] > 0.99
+    # There the negatives make under 1 % of the SigLIP loss: the all-negative prior.
+    logits = 10.0 * s - 10.0
+    negatives = np.sum(softplus(logits)[~eye]) / num
+    assert negatives < 0.01 * d.siglip[0, at_init]
