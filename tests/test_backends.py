@@ -50,7 +50,7 @@ def _inputs(seed=0):
     contrastive_inputs = {
         "text": rng.standard_normal((B, D)),
         "scale": np.asarray(2.5),
-        "bias": np.asarray(-1.5),
+        "logit_bias": np.asarray(-1.5),
         "tau": np.asarray(0.7),
         "classes": np.array([1, 1, 0, 3], dtype=np.int64),  # anchor 2 and 3 without a positive
     }
@@ -133,7 +133,7 @@ def _ref_contrastive(name, a, reduction):
     if name == "clip_loss":
         args, kw = (a["q"], a["text"], a["scale"]), {}
     elif name == "siglip_loss":
-        args, kw = (a["q"], a["text"], a["scale"], a["bias"]), {}
+        args, kw = (a["q"], a["text"], a["scale"], a["logit_bias"]), {}
     elif name == "nt_xent_loss":
         args, kw = (a["q"], a["text"]), {"temperature": a["tau"]}
     else:
@@ -258,14 +258,14 @@ SPECS = {
         lambda a: _ref_contrastive("clip_loss", a, "mean"),
     ),
     "siglip_loss": (
-        ("q", "text", "scale", "bias"),
+        ("q", "text", "scale", "logit_bias"),
         {},
         {"reduction": "none"},
         refloss.siglip_loss,
         lambda a: _ref_contrastive("siglip_loss", a, "none"),
     ),
     "value_and_grad_siglip_loss": (
-        ("q", "text", "scale", "bias"),
+        ("q", "text", "scale", "logit_bias"),
         {},
         {"reduction": "sum"},
         refloss.value_and_grad(refloss.siglip_loss),

@@ -160,12 +160,6 @@ def test_nt_xent_with_one_sample_is_zero():
     np.testing.assert_array_equal(loss, np.zeros(2))
 
 
-def _jax():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
-    return jax
-
-
 CASES = {
     "clip_loss": (
         refloss.clip_loss,
@@ -182,9 +176,10 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("backend_name", ["jax"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_jax_grad_through_two_tower_losses(name):
-    jax = _jax()
+def test_jax_grad_through_two_tower_losses(backend, name):
+    jax = backend.module  # x64 on, restored afterwards
     fn, wrt, args, options = CASES[name]
     value, grads = refloss.value_and_grad(functools.partial(fn, **options), wrt=wrt)(*args)
     j_value, j_grads = jax.jit(
@@ -195,9 +190,10 @@ def test_jax_grad_through_two_tower_losses(name):
         np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-11, atol=1e-14)
 
 
+@pytest.mark.parametrize("backend_name", ["jax"])
 @pytest.mark.parametrize("name", ["nt_xent_loss", "supcon_loss"])
-def test_jax_grad_through_self_similarity_losses(name):
-    jax = _jax()
+def test_jax_grad_through_self_similarity_losses(backend, name):
+    jax = backend.module  # x64 on, restored afterwards
     jnp = jax.numpy
     tau = np.asarray(0.4)
     if name == "nt_xent_loss":

@@ -262,10 +262,10 @@ def test_full_softmax_value_and_grad_never_materialises_the_logits():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend_name", ["jax"])
 @pytest.mark.parametrize("fn", SAMPLED_LOSSES, ids=lambda f: f.__name__)
-def test_jax_grad_through_sampled_losses(fn):
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+def test_jax_grad_through_sampled_losses(backend, fn):
+    jax = backend.module  # x64 on, restored afterwards
     jnp = jax.numpy
     options = {"remove_accidental_hits": True, "reduction": "sum"}
     value, grads = refloss.value_and_grad(functools.partial(fn, **options))(
@@ -284,9 +284,9 @@ def test_jax_grad_through_sampled_losses(fn):
         np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-11, atol=1e-14)
 
 
-def test_jax_grad_through_full_softmax():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+@pytest.mark.parametrize("backend_name", ["jax"])
+def test_jax_grad_through_full_softmax(backend):
+    jax = backend.module  # x64 on, restored afterwards
     jnp = jax.numpy
     wrt = ("query_embeddings", "class_embeddings", "class_bias", "temperature")
     options = {"reduction": "mean", "chunk_size": 4}

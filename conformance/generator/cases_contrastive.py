@@ -53,7 +53,7 @@ def clip_loss_cases(gradient: bool = False) -> list[Case]:
     _add(
         out,
         "raw embeddings, scale 2, sum",
-        ["SumReduction"],
+        ["SumReductionOption"],
         {**x, SCALE: f64(2.0)},
         "basic",
         {"reduction": "sum"},
@@ -140,7 +140,7 @@ def siglip_loss_cases(gradient: bool = False) -> list[Case]:
     _add(
         out,
         "raw embeddings, t=20, b=-5, sum",
-        ["SumReduction", "LargeLogits"],
+        ["SumReductionOption", "LargeLogits"],
         {**x, SCALE: f64(20.0), BIAS: f64(-5.0)},
         "basic",
         {"reduction": "sum"},
@@ -197,7 +197,7 @@ def nt_xent_loss_cases(gradient: bool = False) -> list[Case]:
     _add(
         out,
         "temperature 0.1, sum",
-        ["SumReduction", "SmallTemperature"],
+        ["SumReductionOption", "SmallTemperature"],
         {VIEW_A: a, VIEW_B: b},
         "basic",
         {"temperature": 0.1, "reduction": "sum"},

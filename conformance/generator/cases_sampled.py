@@ -108,7 +108,7 @@ def _sampled_cases(hits_default: bool) -> list[Case]:
     x, d = _sampled_inputs(3107, [[4], [4], [0], [4]], sampled)
     add(
         "class 4 is the label of three rows, sum",
-        ["RepeatedLabel", "SumReduction"],
+        ["RepeatedLabel", "SumReductionOption"],
         x,
         "basic",
         {"reduction": "sum"},
@@ -267,7 +267,7 @@ def _gradient_cases(hits_default: bool) -> list[Case]:
     x, d = _sampled_inputs(3201, [[7], [2], [7], [5]], [3, 7, 1, 9, 0])
     add(
         "num_true=1, class 7 the label of two rows and sampled, hits removed, sum",
-        ["SampledAccidentalHit", "RepeatedLabel", "SumReduction"],
+        ["SampledAccidentalHit", "RepeatedLabel", "SumReductionOption"],
         x,
         {"remove_accidental_hits": True},
         d,
@@ -343,7 +343,7 @@ def full_softmax_loss_cases() -> list[Case]:
     x, d = _full_inputs(3304, 3, 11)
     add(
         "chunk_size=1, sum",
-        ["ChunkedClasses", "SumReduction"],
+        ["ChunkedClasses", "SumReductionOption"],
         x,
         "chunks",
         {"chunk_size": 1, "reduction": "sum"},
@@ -418,7 +418,7 @@ def value_and_grad_full_softmax_loss_cases() -> list[Case]:
     x, d = _full_inputs(3401, 4, 9)
     add(
         "class bias, temperature 0.5, sum",
-        ["ClassBias", "Temperature", "SumReduction"],
+        ["ClassBias", "Temperature", "SumReductionOption"],
         x,
         {"temperature": 0.5, "reduction": "sum"},
         d,

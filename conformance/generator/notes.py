@@ -164,6 +164,10 @@ NOTES: dict[str, tuple[str, str]] = {
         CONVENTION,
         "The default reduction is 'sum' over rows (TFRS default), not the mean.",
     ),
+    "SumReductionOption": (
+        BASIC,
+        "reduction='sum' (not this function's default): the sum of the per-row losses.",
+    ),
     "MeanDividesByBatch": (
         CONVENTION,
         "reduction='mean' divides the weighted sum by the batch size B, not by sum(w).",
