@@ -1085,3 +1085,17 @@ def test_string_ids_do_not_depend_on_the_process():
         outputs.append(result.stdout.strip())
     expected = str(frequency.string_ids(STRINGS[:4]).tolist())
     assert outputs == [expected, expected]
+
+
+def test_fixture_adapter_follows_the_ids_device():
+    # refloss.testing replays frequency_test.json with the ids on the device under test
+    # (a GPU in benchmarks/gpu_check.py); init() knows only the namespace
+    xs = pytest.importorskip("array_api_strict")
+    from refloss.testing import check_against_fixture, fixture_cases
+    from refloss.testing._families import FrequencyAdapter
+
+    cases = [case for case in fixture_cases("frequency") if case.result == "valid"]
+    assert cases
+    for case in cases:
+        report = check_against_fixture(FrequencyAdapter, case, xp=xs, device=xs.Device("device1"))
+        assert report.outcome == "matched"

@@ -79,9 +79,19 @@ class FrequencyAdapter:
         first_sighting: str = "update",
         min_probability: float = 1e-6,
     ) -> tuple[Any, dict[str, Any]]:
-        """One ``update`` with the step's ids, then ``probability`` of the same ids."""
+        """One ``update`` with the step's ids, then ``probability`` of the same ids.
+
+        The state follows the ids to their device (``init`` knows only the namespace).
+        """
+        import array_api_compat
+
         from refloss import frequency
 
+        where = array_api_compat.device(ids)
+        if array_api_compat.device(state.gap) != where:
+            state = frequency.as_namespace(
+                state, array_api_compat.array_namespace(ids), device=where
+            )
         state = frequency.update(
             state, ids, step=step, learning_rate=learning_rate, first_sighting=first_sighting
         )
