@@ -599,7 +599,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--chunk-size",
         type=int,
-        help="chunk_size of full_softmax_loss (default: refloss's, 65536 classes here)",
+        help="chunk_size of full_softmax_loss (default: refloss's, 32768 classes here)",
     )
     parser.add_argument("--probe", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

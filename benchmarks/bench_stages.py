@@ -3,7 +3,7 @@
 The floor of an unfused implementation is the sum of the passes it cannot avoid. This
 script times, round by round and interleaved with the full logits matmul ``q @ c.T``, each
 stage of the eager tiled computation on blocks of ``BLOCK_ROWS`` rows of full rows (the
-default plan for N <= 65536), summed over the blocks, and prints the median of per-round
+default plan for N <= 32768), summed over the blocks, and prints the median of per-round
 ratios to the matmul:
 
 * ``scores``: the block matmuls ``Q'_b C^T`` (with the logQ column folded in: ``D + 1``);
