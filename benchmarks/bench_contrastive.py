@@ -80,7 +80,15 @@ import refloss
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_retrieval import environment, interleaved_times  # noqa: E402 (sibling module)
+from bench_retrieval import (  # noqa: E402 (sibling module)
+    cores,
+    environment,
+    importable,
+    interleaved_times,
+    set_torch_threads,
+    spread,
+    waiter,
+)
 
 LOSSES = ("clip", "siglip", "nt_xent", "supcon")
 BACKENDS = ("numpy", "torch", "jax")
@@ -131,10 +139,6 @@ SPECS = {
         ("embeddings", "embeddings"),
     ),
 }
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -459,19 +463,6 @@ def agreement(
 # ----------------------------------------------------------------------------- rows
 
 
-def _spread(values: list[float]) -> dict[str, float]:
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return {"median": median, "q1": q1, "q3": q3, "min": min(values), "max": max(values)}
-
-
-def _waiter(backend: str):
-    if backend == "jax":
-        import jax
-
-        return jax.block_until_ready
-    return lambda out: out
-
-
 def measure_row(loss: str, backend: str, args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     load = os.getloadavg()
@@ -490,7 +481,7 @@ def measure_row(loss: str, backend: str, args: argparse.Namespace) -> dict[str, 
         del ours
     for peer in peers:
         calls |= peer.calls
-    times = interleaved_times(calls, args.rounds, _waiter(backend))
+    times = interleaved_times(calls, args.rounds, waiter(backend))
     pairs = [("loss", "matmul"), ("value_and_grad", "matmul")]
     if "autodiff" in calls:
         pairs += [("autodiff", "matmul"), ("value_and_grad", "autodiff")]
@@ -507,7 +498,7 @@ def measure_row(loss: str, backend: str, args: argparse.Namespace) -> dict[str, 
     ratios = {}
     for num, den in pairs:
         per_round = [a / b for a, b in zip(times[num], times[den], strict=True)]
-        ratios[f"{num}/{den}"] = _spread(per_round)
+        ratios[f"{num}/{den}"] = spread(per_round)
     return {
         "loss": loss,
         "backend": backend,
@@ -602,20 +593,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    backends = []
-    for backend in args.backends:
-        try:
-            if backend != "numpy":
-                __import__(backend)
-            backends.append(backend)
-        except ImportError:
-            print(f"{backend} not installed: no {backend} rows", flush=True)
+    backends = importable(args.backends)
     env = environment()
-    if args.threads and "torch" in backends:
-        import torch
-
-        torch.set_num_threads(args.threads)
-        env["torch_threads"] = torch.get_num_threads()
+    set_torch_threads(args.threads, backends, env)
     print("refloss contrastive-loss benchmark (ratios: medians over interleaved rounds [IQR])")
     for key, value in env.items():
         print(f"  {key}: {value}")

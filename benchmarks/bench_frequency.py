@@ -55,7 +55,14 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_retrieval import environment, interleaved_times  # noqa: E402 (sibling module)
+from bench_retrieval import (  # noqa: E402 (sibling module)
+    environment,
+    importable,
+    interleaved_times,
+    set_torch_threads,
+    spread,
+    waiter,
+)
 
 from refloss import frequency  # noqa: E402
 
@@ -276,19 +283,6 @@ def agreement(owners: dict[str, Any]) -> tuple[dict[str, bool], list[str]]:
 # ----------------------------------------------------------------------------- rows
 
 
-def _spread(values: list[float]) -> dict[str, float]:
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return {"median": median, "q1": q1, "q3": q3, "min": min(values), "max": max(values)}
-
-
-def _waiter(backend: str):
-    if backend == "jax":
-        import jax
-
-        return jax.block_until_ready
-    return lambda out: out
-
-
 def measure_row(backend: str, num_hashes: int, stream: np.ndarray, args) -> dict[str, Any]:
     gc.collect()
     load = os.getloadavg()
@@ -296,7 +290,7 @@ def measure_row(backend: str, num_hashes: int, stream: np.ndarray, args) -> dict
     calls, owners = candidates(
         backend, num_hashes, stream, args.batches_per_round, args.buckets, args.threads
     )
-    times = interleaved_times(calls, args.rounds, _waiter(backend))
+    times = interleaved_times(calls, args.rounds, waiter(backend))
     ids_per_round = args.batches_per_round * stream.shape[1]
     same, warnings = agreement(owners)
     for warning in warnings:
@@ -310,7 +304,7 @@ def measure_row(backend: str, num_hashes: int, stream: np.ndarray, args) -> dict
         "load_average_at_start": load,
         "seconds": time.perf_counter() - started,
         "times_ms": {name: [1e3 * t for t in ts] for name, ts in times.items()},
-        "ids_per_s": {name: _spread([ids_per_round / t for t in ts]) for name, ts in times.items()},
+        "ids_per_s": {name: spread([ids_per_round / t for t in ts]) for name, ts in times.items()},
         "us_per_batch": {
             name: 1e6 * statistics.median(ts) / args.batches_per_round for name, ts in times.items()
         },
@@ -321,7 +315,7 @@ def measure_row(backend: str, num_hashes: int, stream: np.ndarray, args) -> dict
     if "baseline" in times:
         for name in ("estimator", "functional"):
             per_round = [a / b for a, b in zip(times[name], times["baseline"], strict=True)]
-            row["ratios"][f"{name}/baseline"] = _spread(per_round)
+            row["ratios"][f"{name}/baseline"] = spread(per_round)
     return row
 
 
@@ -388,20 +382,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    backends = []
-    for backend in args.backends:
-        try:
-            if backend != "numpy":
-                __import__(backend)
-            backends.append(backend)
-        except ImportError:
-            print(f"{backend} not installed: no {backend} rows", flush=True)
+    backends = importable(args.backends)
     env = environment()
-    if args.threads and "torch" in backends:
-        import torch
-
-        torch.set_num_threads(args.threads)
-        env["torch_threads"] = torch.get_num_threads()
+    set_torch_threads(args.threads, backends, env)
     # the warm-up call and every round each take one chunk of the stream
     stream = zipf_stream((args.rounds + 1) * args.batches_per_round, args.batch)
     facts = stream_facts(stream)

@@ -191,12 +191,41 @@ def median_ratio(times: dict[str, list[float]], num: str, den: str) -> float:
     return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))
 
 
-def _waiter(backend: str):
+def waiter(backend: str):
+    """What makes a backend's result ready before the clock stops (JAX runs asynchronously)."""
     if backend == "jax":
         import jax
 
         return jax.block_until_ready
     return lambda out: out
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, quartiles and extremes of per-round values."""
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return {"median": median, "q1": q1, "q3": q3, "min": min(values), "max": max(values)}
+
+
+def importable(backends: list[str]) -> list[str]:
+    """The named backends that import; a line for each one that does not."""
+    found = []
+    for backend in backends:
+        try:
+            if backend != "numpy":
+                __import__(backend)
+            found.append(backend)
+        except ImportError:
+            print(f"{backend} not installed: no {backend} rows", flush=True)
+    return found
+
+
+def set_torch_threads(threads: int | None, backends: list[str], env: dict[str, Any]) -> None:
+    """PyTorch's intra-op threads, when asked for, recorded in ``env``."""
+    if threads and "torch" in backends:
+        import torch
+
+        torch.set_num_threads(threads)
+        env["torch_threads"] = torch.get_num_threads()
 
 
 def _set_x64(backend: str, dtype: str) -> None:
@@ -237,7 +266,7 @@ def measure_row(
             )
             print(row["warning"], file=sys.stderr, flush=True)
         calls |= peer.calls
-    times = interleaved_times(calls, args.rounds, _waiter(backend))
+    times = interleaved_times(calls, args.rounds, waiter(backend))
     row["times_ms"] = {name: [1e3 * t for t in ts] for name, ts in times.items()}
     row["matmul_ms"] = 1e3 * statistics.median(times["matmul"])
     row["loss/matmul"] = median_ratio(times, "loss", "matmul")
@@ -297,7 +326,7 @@ def measure_scale(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     x = make_inputs(backend, dtype, "normalised", "plain", size, args.dim)
     calls = refloss_calls(backend, x)
     calls["matmul"]()  # warm-up of the BLAS only: refloss's calls take seconds here
-    times = interleaved_times(calls, args.scale_rounds, _waiter(backend), warm_up=False)
+    times = interleaved_times(calls, args.scale_rounds, waiter(backend), warm_up=False)
     del calls
     del x
     gc.collect()

@@ -82,7 +82,7 @@ import refloss
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_retrieval import environment, interleaved_times  # noqa: E402 (sibling module)
+from bench_retrieval import environment, interleaved_times, spread  # noqa: E402 (sibling module)
 
 BACKENDS = ("numpy", "torch")
 PROBLEMS = ("full", "sampled")
@@ -464,11 +464,6 @@ def rss_peak(
 # ----------------------------------------------------------------------------- rows
 
 
-def _spread(values: list[float]) -> dict[str, float]:
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return {"median": median, "q1": q1, "q3": q3, "min": min(values), "max": max(values)}
-
-
 def measure_row(problem: str, backend: str, args: argparse.Namespace) -> dict[str, Any]:
     size = args.sizes[problem]
     gc.collect()
@@ -517,7 +512,7 @@ def measure_row(problem: str, backend: str, args: argparse.Namespace) -> dict[st
     for num, den in RATIOS[problem]:
         if num in times and den in times:
             per_round = [a / b for a, b in zip(times[num], times[den], strict=True)]
-            row["ratios"][f"{num}/{den}"] = _spread(per_round)
+            row["ratios"][f"{num}/{den}"] = spread(per_round)
     del calls, x
     gc.collect()
     row["tracemalloc"], row["rss"] = {}, {}
