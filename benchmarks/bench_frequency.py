@@ -30,7 +30,7 @@ the first round is a warm-up (JIT compilation). JAX candidates are waited for
 (``block_until_ready``) once per round. Throughput is ``ids in the round / time``, and a
 candidate's figure is the *median over rounds*, with the interquartile range;
 ``estimator / baseline`` is the median over rounds of the per-round ratio of their times.
-The target (issue 8): at least 30 million ids per second on NumPy with one hash, for the
+The target: at least 30 million ids per second on NumPy with one hash, for the
 estimator.
 
 Run ``python benchmarks/bench_frequency.py`` (``--help`` for the flags, ``--quick`` for a
@@ -74,7 +74,7 @@ ZIPF_EXPONENT = 1.1
 MAX_ID = 10_000_000
 LEARNING_RATE = 0.01  # refloss's default
 MIN_PROBABILITY = 1e-6
-TARGET_IDS_PER_S = 30e6  # NumPy, one hash, the estimator (issue 8)
+TARGET_IDS_PER_S = 30e6  # NumPy, one hash, the estimator
 
 # SplitMix64, as specified in refloss.frequency's module docstring
 _MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)

@@ -15,11 +15,11 @@ and, for very wide problems, the columns into chunks; each tile ``rows x cols`` 
 
 Memory is :math:`O(\text{block} \times \text{chunk})`, never :math:`O(BN)`.
 
-Two extensions serve the sampled losses: ``leading`` logits, one row-specific block of
-``T`` columns placed before the shared ones (sampled softmax's true logits,
+Two extensions serve the sampled and contrastive losses: ``leading`` logits, one
+row-specific block of ``T`` columns placed before the shared ones (sampled softmax's true logits,
 :math:`\langle x_i, w_{y_i} \rangle + b_{y_i}`, which no shared matmul produces), and the
 row loss, a softmax cross-entropy (:mod:`refloss._softmax`) or an elementwise sigmoid
-cross-entropy (:mod:`refloss._sigmoid`, NCE). The problem's columns are numbered
+cross-entropy (:mod:`refloss._sigmoid`, NCE and SigLIP). The problem's columns are numbered
 ``0..T-1`` for the leading block and ``T..T+N-1`` for the candidates; targets use these
 numbers.
 

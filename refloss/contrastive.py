@@ -25,7 +25,7 @@ from ._lib._typing import Array, ArrayNamespace
 from ._reductions import reduce_weighted, row_scale
 from ._scores import multiply_query, multiply_query_vjp, scale_query, scale_query_vjp
 from ._targets import TargetColumns, TargetWeights, diagonal_targets
-from ._tiling import ScoreProblem, plan_tiles, row_losses, row_losses_vjp
+from ._tiling import Plan, ScoreProblem, plan_tiles, row_losses, row_losses_vjp
 
 __all__ = ["clip_loss", "nt_xent_loss", "siglip_loss", "supcon_loss"]
 
@@ -86,7 +86,7 @@ def _unchanged(scores: Array, rows: slice, cols: slice) -> Array:
     return scores
 
 
-def _plan(num_rows: int, num_cols: int, like: Array):
+def _plan(num_rows: int, num_cols: int, like: Array) -> Plan:
     return plan_tiles(num_rows, num_cols, lazy=is_lazy_array(like))
 
 
